@@ -1,0 +1,24 @@
+# Two entry points (see README): `make demo` and `make test`. Each creates its own venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NVCODEC := $(VENV)/bin/nvcodec
+DEMO_DIR ?= build/demo
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m nvcodec.demo $(DEMO_DIR)
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check nvcodec tests benchmarks
+	$(PY) -m ruff format --check nvcodec tests benchmarks
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,120 @@
+"""``nvcodec info``: describe a container as a plain dict (the ``--json`` schema) and render it."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nvcodec.container import ContainerReader, StreamInfo, StreamKind, StreamSummary
+
+INFO_SCHEMA_VERSION = 1
+
+
+def _fraction_text(value: Fraction | None) -> str | None:
+    return None if value is None else f"{value.numerator}/{value.denominator}"
+
+
+def _describe_stream(index: int, stream: StreamInfo, summary: StreamSummary) -> dict[str, Any]:
+    ticks = stream.duration or summary.end_pts
+    duration_s = float(ticks * stream.time_base) if ticks > 0 else None
+    pixels = stream.width * stream.height
+    # Images have no duration: their rate is bits per pixel, the others' kilobits per second.
+    bitrate_kbps = (
+        summary.payload_bytes * 8 / duration_s / 1000
+        if duration_s and stream.kind != StreamKind.IMAGE
+        else None
+    )
+    bpp = (
+        summary.payload_bytes * 8 / (pixels * max(summary.packet_count, 1))
+        if stream.kind == StreamKind.IMAGE and pixels
+        else None
+    )
+    return {
+        "index": index,
+        "kind": stream.kind.name.lower(),
+        "codec": stream.codec,
+        "model_id": stream.model_id or None,
+        "model_sha256": stream.model_sha256.hex() or None,
+        "time_base": _fraction_text(stream.time_base),
+        "width": stream.width or None,
+        "height": stream.height or None,
+        "frame_rate": _fraction_text(stream.frame_rate),
+        "sample_rate": stream.sample_rate or None,
+        "channels": stream.channels or None,
+        "duration_s": duration_s,
+        "packets": summary.packet_count,
+        "payload_bytes": summary.payload_bytes,
+        "bitrate_kbps": bitrate_kbps,
+        "bpp": bpp,
+    }
+
+
+def describe_container(path: Path) -> dict[str, Any]:
+    """Everything ``info`` shows, as JSON-ready values (schema version ``INFO_SCHEMA_VERSION``)."""
+    with ContainerReader(path) as reader:
+        summaries = {s.stream: s for s in reader.summaries()}
+        streams = [
+            _describe_stream(i, stream, summaries.get(i, StreamSummary(i, 0, 0, 0)))
+            for i, stream in enumerate(reader.streams)
+        ]
+        return {
+            "schema": INFO_SCHEMA_VERSION,
+            "file": str(path),
+            "format_version": "{}.{}".format(*reader.version),
+            "size_bytes": path.stat().st_size,
+            "indexed": reader.has_index,
+            "metadata": dict(reader.metadata),
+            "streams": streams,
+        }
+
+
+def _geometry(s: dict[str, Any]) -> str:
+    parts = []
+    if s["width"]:
+        parts.append(f"{s['width']}x{s['height']}")
+    if s["frame_rate"]:
+        parts.append(f"{float(Fraction(s['frame_rate'])):.3g} fps")
+    if s["sample_rate"]:
+        parts.append(f"{s['sample_rate']} Hz x{s['channels'] or 1}")
+    return ", ".join(parts) or "-"
+
+
+def _rate(s: dict[str, Any]) -> str:
+    if s["bpp"] is not None:
+        return f"{s['bpp']:.4f} bpp"
+    if s["bitrate_kbps"] is not None:
+        return f"{s['bitrate_kbps']:.2f} kb/s"
+    return "-"
+
+
+def render_description(d: dict[str, Any], console: Console) -> None:
+    """Print a description as a header line, metadata and a rich table of streams."""
+    index_note = "indexed" if d["indexed"] else "no index (streamed or cut short)"
+    console.print(
+        f"[bold]{d['file']}[/]: nvc {d['format_version']}, {d['size_bytes']:,} bytes, {index_note}"
+    )
+    for key, value in d["metadata"].items():
+        console.print(f"  {key}: {value}", markup=False)
+    table = Table(show_edge=False)
+    for column in ("#", "kind", "codec", "model", "geometry", "duration", "packets", "bytes"):
+        table.add_column(column, justify="right" if column in {"#", "packets", "bytes"} else "left")
+    table.add_column("rate", justify="right")
+    for s in d["streams"]:
+        model = f"{s['model_id']} ({s['model_sha256'][:8]})" if s["model_id"] else "-"
+        duration = f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-"
+        table.add_row(
+            str(s["index"]),
+            s["kind"],
+            s["codec"],
+            model,
+            _geometry(s),
+            duration,
+            str(s["packets"]),
+            f"{s['payload_bytes']:,}",
+            _rate(s),
+        )
+    console.print(table)

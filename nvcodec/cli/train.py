@@ -1,0 +1,100 @@
+"""``nvcodec train``: reproduce (or extend) the shipped models from the data they were made with."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
+
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+@train_app.command("image")
+def train_image(
+    data: Annotated[list[Path], typer.Option("--data", help="Folder(s) of training images.")],
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints and the model.")] = Path(
+        "runs/image"
+    ),
+    model_id: Annotated[str, typer.Option(help="Id of the exported model.")] = "image-wavelet",
+    steps: Annotated[int, typer.Option(min=0, help="Rate-distortion training steps.")] = 2000,
+    batch: Annotated[int, typer.Option(min=1)] = 8,
+    crop: Annotated[int, typer.Option(min=16, help="Crop side, a multiple of 8.")] = 128,
+    lr: Annotated[float, typer.Option()] = 1e-4,
+    seed: Annotated[int, typer.Option()] = 0,
+    init: Annotated[
+        str | None, typer.Option(help="Start from this installed model instead of PCA.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if present.")
+    ] = False,
+    val: Annotated[
+        Path | None, typer.Option(help="Folder of validation images (e.g. Kodak).")
+    ] = None,
+    val_every: Annotated[int, typer.Option(min=1)] = 1000,
+) -> None:
+    """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
+    from nvcodec.models.store import load_model
+    from nvcodec.training import image as recipe
+
+    settings = recipe.TrainSettings(
+        data=tuple(str(d) for d in data),
+        steps=steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        seed=seed,
+        init=init,
+    )
+    sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
+    checkpoint = out / "checkpoint.pt"
+    start, optimizer_state = 0, None
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model = WaveletImageCodec(ImageCodecConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+        start, optimizer_state = state["step"], state["optimizer"]
+    elif init is not None:
+        stored = load_model(init)
+        model = WaveletImageCodec(ImageCodecConfig.from_dict(stored.manifest.config))
+        model.load_state_dict(stored.tensors)
+    else:
+        model = recipe.new_model(ImageCodecConfig(), sampler, seed)
+    validation = recipe.load_validation(val) if val is not None else []
+    began = time.monotonic()
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns) as bar:
+        task = bar.add_task("train image", total=steps, completed=start, stats="")
+
+        def report(step: int, stats: dict[str, float]) -> None:
+            text = f"q{stats['quality']:.0f} {stats['bpp']:.3f} bpp {stats['psnr']:.2f} dB"
+            bar.update(task, completed=step, stats=text)
+            if validation and step % val_every == 0:
+                points = recipe.validate(model, validation, (1, 3, 5))
+                line = "  ".join(f"q{q}: {b:.3f} bpp {p:.2f} dB" for q, (b, p) in points.items())
+                bar.console.print(f"step {step} val {line}")
+
+        recipe.train(
+            model,
+            sampler,
+            settings,
+            checkpoint,
+            start_step=start,
+            optimizer_state=optimizer_state,
+            progress=report,
+        )
+    manifest = recipe.export(
+        model, out, model_id, recipe.recipe_of(settings, time.monotonic() - began), overwrite=True
+    )
+    typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

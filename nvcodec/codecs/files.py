@@ -1,0 +1,88 @@
+"""File-level encode/decode: media files <-> .nvc containers, dispatching on the media kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvcodec.codecs.image import CODEC_ID as IMAGE_CODEC_ID
+from nvcodec.codecs.image import DEFAULT_MODEL as IMAGE_MODEL
+from nvcodec.codecs.image import DEFAULT_QUALITY, ImageCodec
+from nvcodec.container import ContainerReader, ContainerWriter, Packet
+from nvcodec.errors import BitstreamError, FormatError, NvcodecError
+from nvcodec.io.image import read_image, write_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
+
+
+@dataclass(frozen=True)
+class EncodeReport:
+    output: Path
+    bytes: int
+    quality: int
+    bpp: float
+
+
+def _pick_quality(codec: ImageCodec, pixels, target_bpp: float) -> tuple[int, bytes]:
+    """Highest quality whose payload stays within ``target_bpp`` (the lowest if none does)."""
+    pixel_count = pixels.shape[0] * pixels.shape[1]
+    low, high = 0, codec.model.qualities - 1
+    best = (0, codec.encode(pixels, 0))
+    while low <= high:
+        middle = (low + high) // 2
+        payload = codec.encode(pixels, middle)
+        if len(payload) * 8 / pixel_count <= target_bpp:
+            best, low = (middle, payload), middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def encode_file(
+    source: Path,
+    output: Path,
+    *,
+    quality: int | None = None,
+    target_bpp: float | None = None,
+    model_id: str = IMAGE_MODEL,
+    overwrite: bool = False,
+) -> EncodeReport:
+    """Encode an image file into an .nvc container (one image stream, one packet)."""
+    if source.suffix.lower() not in IMAGE_SUFFIXES:
+        raise NvcodecError(
+            f"{source}: only images are supported so far (audio and video codecs are not "
+            "implemented yet)"
+        )
+    pixels = read_image(source)
+    codec = ImageCodec.load(model_id)
+    if target_bpp is not None:
+        chosen, payload = _pick_quality(codec, pixels, target_bpp)
+    else:
+        chosen = DEFAULT_QUALITY if quality is None else quality
+        payload = codec.encode(pixels, chosen)
+    stream = codec.stream_info(pixels.shape[0], pixels.shape[1], pixels.shape[2])
+    metadata = {"source": source.name}
+    with ContainerWriter(output, [stream], metadata, overwrite=overwrite, protect=[source]) as w:
+        w.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))
+    size = output.stat().st_size
+    return EncodeReport(output, size, chosen, size * 8 / (pixels.shape[0] * pixels.shape[1]))
+
+
+def decode_file(source: Path, output: Path, *, overwrite: bool = False) -> Path:
+    """Decode the first image stream of an .nvc file into any image format Pillow writes."""
+    with ContainerReader(source) as reader:
+        try:
+            index = next(i for i, s in enumerate(reader.streams) if s.codec == IMAGE_CODEC_ID)
+        except StopIteration:
+            raise NvcodecError(f"{source}: no stream this nvcodec can decode") from None
+        stream = reader.streams[index]
+        codec = ImageCodec.load(stream.model_id, expected_sha256=stream.model_sha256 or None)
+        packet = next(reader.packets(index), None)
+        if packet is None:
+            raise FormatError(source, None, "image stream has no packet")
+        try:
+            decoded = codec.decode(packet.payload)
+        except BitstreamError as e:
+            raise FormatError(source, packet.offset, f"image packet: {e}") from None
+    write_image(output, decoded.pixels, overwrite=overwrite, protect=[source])
+    return output

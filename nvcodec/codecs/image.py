@@ -1,0 +1,224 @@
+"""The learned image codec: pixels <-> packet payloads, with a shipped model from the store.
+
+A packet holds one image: a fixed header (see ``_PACKET_HEADER``), the entropy-coded latent in
+tiles (so large images are coded with bounded memory), and, for images with alpha, the alpha
+plane as a lossless PNG. Images are padded (edge-replicated) to the wavelet block size; only the
+true size is stored, so padding costs a few latent columns at most.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nvcodec.container import StreamInfo, StreamKind
+from nvcodec.errors import BitstreamError, ModelError
+from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
+from nvcodec.models.store import StoredModel, load_model
+
+CODEC_ID = "nvc-image-wavelet"
+DEFAULT_MODEL = "image-wavelet"
+DEFAULT_QUALITY = 3
+PACKET_VERSION = 1
+# version u8, quality u8, channels u8 (1 gray, 3 RGB; +1 with alpha), height u32, width u32,
+# tile side in latent positions u16, then per tile: length u32 + bytes; then alpha PNG length u32.
+_PACKET_HEADER = struct.Struct("<BBBIIH")
+_LENGTH = struct.Struct("<I")
+TILE_LATENT = 64
+# The refiner sees this many latent positions around a tile: enough for its receptive field.
+TILE_HALO = 12
+MAX_PIXELS = 1 << 28
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: np.ndarray  # (H, W, C) uint8
+    quality: int
+
+
+def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice]]:
+    for top in range(0, height, TILE_LATENT):
+        for left in range(0, width, TILE_LATENT):
+            yield slice(top, top + TILE_LATENT), slice(left, left + TILE_LATENT)
+
+
+class ImageCodec:
+    """A loaded image model and the packet format around it."""
+
+    def __init__(self, stored: StoredModel) -> None:
+        if stored.manifest.architecture != ARCHITECTURE:
+            raise ModelError(
+                f"model {stored.manifest.model_id!r} is a {stored.manifest.architecture}, "
+                f"not a {ARCHITECTURE}"
+            )
+        self.manifest = stored.manifest
+        self.config = ImageCodecConfig.from_dict(stored.manifest.config)
+        self.model = WaveletImageCodec(self.config)
+        self.model.load_state_dict(stored.tensors)
+        self.model.eval()
+
+    @classmethod
+    def load(
+        cls, model_id: str = DEFAULT_MODEL, expected_sha256: bytes | None = None
+    ) -> ImageCodec:
+        return cls(load_model(model_id, expected_sha256=expected_sha256))
+
+    def stream_info(self, height: int, width: int, channels: int) -> StreamInfo:
+        return StreamInfo(
+            kind=StreamKind.IMAGE,
+            codec=CODEC_ID,
+            time_base=Fraction(1, 1),
+            model_id=self.manifest.model_id,
+            model_sha256=self.manifest.sha256_bytes,
+            width=width,
+            height=height,
+            channels=channels,
+        )
+
+    def _check_quality(self, quality: int) -> None:
+        if not 0 <= quality < self.model.qualities:
+            raise ValueError(f"quality must be 0..{self.model.qualities - 1}, got {quality}")
+
+    @torch.inference_mode()
+    def latents(self, pixels: np.ndarray, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
+        """The rounded latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
+        self._check_quality(quality)
+        color = _color_planes(pixels)
+        block = self.config.block
+        height, width = color.shape[:2]
+        pad_h, pad_w = -height % block, -width % block
+        x = torch.from_numpy(color).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        # The analysis is local to each wavelet block, so rows can be coded strip by strip.
+        strip = TILE_LATENT * block
+        parts = [
+            torch.round(self.model.encode_latent(x[:, :, top : top + strip], quality))
+            for top in range(0, x.shape[2], strip)
+        ]
+        return torch.cat(parts, dim=2)
+
+    def encode(self, pixels: np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:
+        """Code (H, W, C) uint8 pixels (C = 1, 2, 3 or 4) into one packet payload."""
+        height, width = pixels.shape[:2]
+        if height * width > MAX_PIXELS:
+            raise ValueError(f"{width}x{height} exceeds {MAX_PIXELS} pixels")
+        latent = self.latents(pixels, quality)
+        bottleneck = self.model.bottlenecks[quality]
+        has_alpha = pixels.shape[2] in (2, 4)
+        channels = (1 if pixels.shape[2] <= 2 else 3) + int(has_alpha)
+        out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels, height, width, TILE_LATENT)]
+        for rows, cols in _tiles(latent.shape[2], latent.shape[3]):
+            coded = bottleneck.compress(latent[:, :, rows, cols])
+            out += [_LENGTH.pack(len(coded)), coded]
+        alpha = _png_bytes(pixels[..., -1]) if has_alpha else b""
+        out += [_LENGTH.pack(len(alpha)), alpha]
+        return b"".join(out)
+
+    @torch.inference_mode()
+    def decode(self, payload: bytes) -> DecodedImage:
+        """Decode one packet payload; raises :class:`BitstreamError` on a malformed payload."""
+        reader = _PayloadReader(payload)
+        version, quality, channels, height, width, tile = reader.unpack(_PACKET_HEADER)
+        if version != PACKET_VERSION:
+            raise BitstreamError(f"image packet version {version} is not supported")
+        if not 0 <= quality < self.model.qualities or channels not in (1, 2, 3, 4) or tile == 0:
+            raise BitstreamError("image packet header is invalid")
+        if not 0 < height * width <= MAX_PIXELS:
+            raise BitstreamError(f"image packet declares an invalid size {width}x{height}")
+        block = self.config.block
+        lat_h, lat_w = -(-height // block), -(-width // block)
+        bottleneck = self.model.bottlenecks[quality]
+        latent = torch.empty(1, self.config.latent_channels, lat_h, lat_w)
+        for rows, cols in _tiles(lat_h, lat_w):
+            view = latent[:, :, rows, cols]
+            view.copy_(bottleneck.decompress(reader.chunk(), tuple(view.shape)))
+        color = self._synthesize(latent, quality)[:height, :width]
+        alpha = reader.chunk()
+        reader.finish()
+        if channels in (2, 4):
+            alpha_plane = _png_plane(alpha, height, width)
+            color = np.concatenate([color, alpha_plane[..., None]], axis=2)
+        if channels in (1, 2):
+            color = np.concatenate([color[..., :1], color[..., 3:]], axis=2)
+        return DecodedImage(pixels=color, quality=quality)
+
+    def _synthesize(self, latent: torch.Tensor, quality: int) -> np.ndarray:
+        """Decode the latent window by window (with a halo) so memory stays bounded."""
+        block = self.config.block
+        _, _, lat_h, lat_w = latent.shape
+        out = np.empty((lat_h * block, lat_w * block, 3), dtype=np.uint8)
+        for rows, cols in _tiles(lat_h, lat_w):
+            top, left = max(rows.start - TILE_HALO, 0), max(cols.start - TILE_HALO, 0)
+            window = latent[:, :, top : rows.stop + TILE_HALO, left : cols.stop + TILE_HALO]
+            image = self.model.decode_latent(window, quality)
+            crop_top, crop_left = (rows.start - top) * block, (cols.start - left) * block
+            h = min(rows.stop, lat_h) - rows.start
+            w = min(cols.stop, lat_w) - cols.start
+            image = image[0, :, crop_top : crop_top + h * block, crop_left : crop_left + w * block]
+            pixels = torch.clamp(torch.round((image + 0.5) * 255.0), 0, 255).to(torch.uint8)
+            out[
+                rows.start * block : (rows.start + h) * block,
+                cols.start * block : (cols.start + w) * block,
+            ] = pixels.permute(1, 2, 0).numpy()
+        return out
+
+
+def _color_planes(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colour without alpha; gray is replicated (its chroma bands code to ~nothing)."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected (H, W, 1..4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ValueError("image is empty")
+    color = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    return np.ascontiguousarray(color)
+
+
+def _png_bytes(plane: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(plane)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _png_plane(data: bytes, height: int, width: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            plane = np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BitstreamError(f"alpha plane is not a valid PNG ({e})") from None
+    if plane.shape != (height, width):
+        raise BitstreamError("alpha plane size does not match the image")
+    return plane
+
+
+class _PayloadReader:
+    """Bounds-checked reads from a packet payload."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.data = memoryview(payload)
+        self.pos = 0
+
+    def unpack(self, layout: struct.Struct) -> tuple[int, ...]:
+        if self.pos + layout.size > len(self.data):
+            raise BitstreamError("image packet is truncated")
+        values = layout.unpack_from(self.data, self.pos)
+        self.pos += layout.size
+        return values
+
+    def chunk(self) -> bytes:
+        (length,) = self.unpack(_LENGTH)
+        if self.pos + length > len(self.data):
+            raise BitstreamError("image packet is truncated")
+        self.pos += length
+        return bytes(self.data[self.pos - length : self.pos])
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise BitstreamError("image packet has trailing bytes")

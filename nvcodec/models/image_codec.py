@@ -1,0 +1,113 @@
+"""The wavelet image autoencoder (WaLLoC-style): Haar packet bands -> shallow encoder ->
+entropy bottleneck -> heavier decoder at the latent resolution -> inverse transform.
+
+Encoding is one per-position linear map on the wavelet bands (a few hundred MACs per pixel), so
+it stays cheap; the decoder adds a residual convolutional refiner on the bands. One model serves
+every quality level: quality ``q`` scales the latent by a learned gain before rounding (a nearly
+free variable-rate control) and has its own learned density, hence its own integer tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from nvcodec.entropy import EntropyBottleneck
+from nvcodec.transforms.wavelet import block_size, packet_forward, packet_inverse
+
+ARCHITECTURE = "wavelet-image-v1"
+
+
+@dataclass(frozen=True)
+class ImageCodecConfig:
+    """Everything needed to rebuild the network before loading its weights."""
+
+    levels: int = 3
+    color_channels: int = 3
+    latent_channels: int = 192
+    decoder_width: int = 96
+    decoder_blocks: int = 4
+    # Initial latent gain per quality level (learned in training): about 0.1 to 2 bpp on Kodak.
+    gains: tuple[float, ...] = field(default=(1.0, 1.4, 2.0, 2.8, 3.9, 5.4, 7.5, 10.4))
+
+    @property
+    def bands(self) -> int:
+        return self.color_channels * 4**self.levels
+
+    @property
+    def block(self) -> int:
+        return block_size(self.levels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "gains": list(self.gains)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ImageCodecConfig:
+        return cls(**{**values, "gains": tuple(values["gains"])})
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class BandRefiner(nn.Module):
+    """Predicts a correction to the linearly decoded bands from the latent (zero at init)."""
+
+    def __init__(self, latent_channels: int, bands: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(latent_channels, width, 3, padding=1)
+        self.blocks = nn.Sequential(*(ResidualBlock(width) for _ in range(blocks)))
+        self.tail = nn.Conv2d(width, bands, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.blocks(self.head(latent)))
+
+
+class WaveletImageCodec(nn.Module):
+    """Image in [-0.5, 0.5] (N, C, H, W with H, W multiples of ``config.block``) <-> latent."""
+
+    def __init__(self, config: ImageCodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.analysis = nn.Conv2d(config.bands, config.latent_channels, 1)
+        self.synthesis = nn.Conv2d(config.latent_channels, config.bands, 1)
+        self.refiner = BandRefiner(
+            config.latent_channels, config.bands, config.decoder_width, config.decoder_blocks
+        )
+        self.log_gains = nn.Parameter(torch.log(torch.tensor(config.gains)))
+        self.bottlenecks = nn.ModuleList(
+            EntropyBottleneck(config.latent_channels) for _ in config.gains
+        )
+
+    @property
+    def qualities(self) -> int:
+        return len(self.config.gains)
+
+    def encode_latent(self, x: torch.Tensor, quality: int) -> torch.Tensor:
+        """Unrounded latent at ``quality``'s scale: round it to get the coded symbols."""
+        return self.analysis(packet_forward(x, self.config.levels)) * self.log_gains[quality].exp()
+
+    def decode_latent(self, latent: torch.Tensor, quality: int) -> torch.Tensor:
+        """Reconstruct the image from (rounded) latent symbols."""
+        scaled = latent / self.log_gains[quality].exp()
+        bands = self.synthesis(scaled) + self.refiner(scaled)
+        return packet_inverse(bands, self.config.levels)
+
+    def forward(self, x: torch.Tensor, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, likelihoods of the noisy latent) for an R-D loss."""
+        latent_hat, likelihoods = self.bottlenecks[quality](self.encode_latent(x, quality))
+        return self.decode_latent(latent_hat, quality), likelihoods

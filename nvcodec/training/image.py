@@ -1,0 +1,260 @@
+"""Training the image codec: PCA start, density fit, rate-distortion training, export.
+
+The recipe, in order (``nvcodec train image`` runs it; every step is seeded):
+1. ``pca_init``: the shallow encoder starts as the PCA of the wavelet bands of random crops, the
+   linear decoder as its transpose (a working codec before any gradient step).
+2. ``train``: end-to-end rate-distortion training, loss = lambda_q * 255^2 * MSE + bpp, a random
+   quality level per step, with checkpoints to resume from.
+3. ``export``: every level's density is finalized into integer CDF tables, then the weights go to
+   the store as safetensors + manifest with the recipe.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nvcodec.entropy import fit_density
+from nvcodec.io.image import read_image
+from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
+from nvcodec.models.store import Manifest, save_model
+from nvcodec.transforms.wavelet import packet_forward
+from nvcodec.utils.files import atomic_output
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+# Distortion weight per quality level: CompressAI's eight lambdas, matched to the default gains.
+DEFAULT_LMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data: tuple[str, ...]
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    seed: int = 0
+    init: str | None = None
+    lmbdas: tuple[float, ...] = DEFAULT_LMBDAS
+
+
+def image_paths(directories: Sequence[str | Path], *, allow_kodak: bool = False) -> list[Path]:
+    """Image files under the folders; Kodak is the benchmark, so training refuses it."""
+    paths = sorted(
+        p
+        for d in directories
+        for p in Path(d).rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and (allow_kodak or "kodak" not in p.parts)
+    )
+    if not paths:
+        raise FileNotFoundError(f"no training images under {', '.join(map(str, directories))}")
+    return paths
+
+
+class CropSampler:
+    """Random RGB crops in [-0.5, 0.5] from images held in memory as uint8."""
+
+    def __init__(self, paths: Sequence[Path], crop: int, seed: int) -> None:
+        self.images = [
+            img
+            for img in (read_image(p) for p in paths)
+            if img.shape[0] >= crop and img.shape[1] >= crop
+        ]
+        self.crop = crop
+        self.rng = random.Random(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        crops = []
+        for _ in range(size):
+            img = self.images[self.rng.randrange(len(self.images))]
+            top = self.rng.randrange(img.shape[0] - self.crop + 1)
+            left = self.rng.randrange(img.shape[1] - self.crop + 1)
+            patch = img[top : top + self.crop, left : left + self.crop]
+            color = patch[..., :3] if patch.shape[2] >= 3 else np.repeat(patch[..., :1], 3, 2)
+            if self.rng.random() < 0.5:
+                color = color[:, ::-1]
+            crops.append(torch.from_numpy(np.ascontiguousarray(color)).permute(2, 0, 1))
+        return torch.stack(crops).float() / 255.0 - 0.5
+
+
+@torch.no_grad()
+def pca_init(model: WaveletImageCodec, sampler: CropSampler, crops: int = 512) -> None:
+    """Set the encoder to the PCA of the bands and the linear decoder to its transpose."""
+    bands = packet_forward(sampler.batch(crops), model.config.levels).double()
+    vectors = bands.permute(0, 2, 3, 1).reshape(-1, bands.shape[1])
+    eigenvalues, eigenvectors = torch.linalg.eigh(vectors.T @ vectors / len(vectors))
+    basis = eigenvectors[:, torch.argsort(eigenvalues, descending=True)]
+    basis = basis[:, : model.config.latent_channels].float()
+    model.analysis.weight.copy_(basis.T[:, :, None, None])
+    model.analysis.bias.zero_()
+    model.synthesis.weight.copy_(basis[:, :, None, None])
+    model.synthesis.bias.zero_()
+
+
+def rd_loss(
+    model: WaveletImageCodec, x: torch.Tensor, quality: int, lmbda: float
+) -> tuple[torch.Tensor, float, float]:
+    """(loss, bpp, psnr) for one batch at one quality level."""
+    x_hat, likelihoods = model(x, quality)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = -torch.log2(likelihoods).sum() / pixels
+    mse = F.mse_loss(x_hat, x)
+    psnr = -10 * math.log10(max(mse.item(), 1e-12))
+    return lmbda * 255**2 * mse + bpp, bpp.item(), psnr
+
+
+def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
+    """Linear warm-up (Adam's first steps would otherwise kick the zero-initialised refiner
+    far off), then constant, then a tenth for the last 10% of the steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 if step >= 0.9 * steps else 1.0
+
+
+def save_checkpoint(path: Path, model: WaveletImageCodec, step: int, optimizer: Any) -> None:
+    """Checkpoints hold tensors only (torch.save of a dict of tensors and ints, no pickled code)."""
+    state = {
+        "step": step,
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path, overwrite=True) as f:
+        torch.save(state, f)
+
+
+def train(
+    model: WaveletImageCodec,
+    sampler: CropSampler,
+    settings: TrainSettings,
+    checkpoint: Path,
+    *,
+    start_step: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_every: int = 200,
+) -> None:
+    """Rate-distortion training from ``start_step`` to ``settings.steps`` (resumable)."""
+    if len(settings.lmbdas) != model.qualities:
+        raise ValueError(f"need {model.qualities} lambdas, got {len(settings.lmbdas)}")
+    torch.manual_seed(settings.seed + start_step)
+    rng = random.Random(settings.seed * 7919 + start_step)
+    # The densities learn ten times faster than the transforms, as CompressAI's aux optimizer.
+    density = [p for b in model.bottlenecks for p in b.parameters()]
+    density_ids = {id(p) for p in density}
+    transforms = [p for p in model.parameters() if id(p) not in density_ids]
+    optimizer = torch.optim.Adam(
+        [{"params": transforms, "lr": settings.lr}, {"params": density, "lr": settings.lr * 10}]
+    )
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    model.train()
+    for step in range(start_step, settings.steps):
+        for group, base in zip(
+            optimizer.param_groups, (settings.lr, settings.lr * 10), strict=True
+        ):
+            group["lr"] = base * learning_rate_factor(step, settings.steps)
+        quality = rng.randrange(model.qualities)
+        loss, bpp, psnr = rd_loss(
+            model, sampler.batch(settings.batch), quality, settings.lmbdas[quality]
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress(step + 1, {"quality": quality, "bpp": bpp, "psnr": psnr})
+        if (step + 1) % checkpoint_every == 0 or step + 1 == settings.steps:
+            save_checkpoint(checkpoint, model, step + 1, optimizer)
+    model.eval()
+
+
+def export(
+    model: WaveletImageCodec,
+    directory: Path,
+    model_id: str,
+    recipe: dict[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Manifest:
+    """Finalize every level's integer tables and write the model to the store."""
+    for bottleneck in model.bottlenecks:
+        bottleneck.finalize()
+    return save_model(
+        directory,
+        model_id,
+        ARCHITECTURE,
+        model.config.to_dict(),
+        model.state_dict(),
+        recipe,
+        overwrite=overwrite,
+    )
+
+
+@torch.no_grad()
+def fit_densities(
+    model: WaveletImageCodec, sampler: CropSampler, crops: int = 8, steps: int = 200
+) -> None:
+    """Fit each level's density to the latents of fresh crops at that level's gain."""
+    x = sampler.batch(crops)
+    for quality, bottleneck in enumerate(model.bottlenecks):
+        latent = model.encode_latent(x, quality)
+        with torch.enable_grad():
+            fit_density(bottleneck, latent, steps=steps)
+
+
+def load_validation(directory: Path, count: int = 4) -> list[torch.Tensor]:
+    """The first ``count`` images of a folder (Kodak) as (1, 3, H, W) tensors in [-0.5, 0.5]."""
+    images = [read_image(p) for p in image_paths([directory], allow_kodak=True)[:count]]
+    return [
+        torch.from_numpy(img[..., :3].copy()).permute(2, 0, 1)[None] / 255.0 - 0.5 for img in images
+    ]
+
+
+@torch.no_grad()
+def validate(
+    model: WaveletImageCodec, images: Sequence[torch.Tensor], qualities: Sequence[int]
+) -> dict[int, tuple[float, float]]:
+    """Mean (estimated bpp, PSNR of 8-bit output) per quality, with rounded latents."""
+    was_training = model.training
+    model.eval()
+    results = {}
+    for quality in qualities:
+        bpps, psnrs = [], []
+        for x in images:
+            x_hat, likelihoods = model(x, quality)
+            bpps.append(-torch.log2(likelihoods).sum().item() / (x.shape[2] * x.shape[3]))
+            pixels = torch.round((x_hat.clamp(-0.5, 0.5) + 0.5) * 255)
+            mse = F.mse_loss(pixels, torch.round((x + 0.5) * 255)).item()
+            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-12)))
+        results[quality] = (sum(bpps) / len(bpps), sum(psnrs) / len(psnrs))
+    model.train(was_training)
+    return results
+
+
+def new_model(config: ImageCodecConfig, sampler: CropSampler, seed: int) -> WaveletImageCodec:
+    """A working codec before any R-D step: PCA transforms and densities fit to their latents."""
+    torch.manual_seed(seed)
+    model = WaveletImageCodec(config)
+    pca_init(model, sampler)
+    fit_densities(model, sampler)
+    return model
+
+
+def recipe_of(settings: TrainSettings, seconds: float) -> dict[str, Any]:
+    return {
+        **asdict(settings),
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
