@@ -13,7 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m nvcodec.demo $(DEMO_DIR)
+	mkdir -p $(DEMO_DIR)
+	$(NVCODEC) encode samples/kodim23.png $(DEMO_DIR)/kodim23.nvc --quality 3 --force
+	$(NVCODEC) info $(DEMO_DIR)/kodim23.nvc
+	$(NVCODEC) decode $(DEMO_DIR)/kodim23.nvc $(DEMO_DIR)/kodim23.png --force
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check nvcodec tests benchmarks

@@ -12,6 +12,6 @@ torch.set_num_threads(1)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def samples_dir() -> Path:
     return SAMPLES

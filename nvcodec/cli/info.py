@@ -20,14 +20,11 @@ def _fraction_text(value: Fraction | None) -> str | None:
 
 def _describe_stream(index: int, stream: StreamInfo, summary: StreamSummary) -> dict[str, Any]:
     ticks = stream.duration or summary.end_pts
-    duration_s = float(ticks * stream.time_base) if ticks > 0 else None
+    timed = stream.kind != StreamKind.IMAGE
+    duration_s = float(ticks * stream.time_base) if ticks > 0 and timed else None
     pixels = stream.width * stream.height
     # Images have no duration: their rate is bits per pixel, the others' kilobits per second.
-    bitrate_kbps = (
-        summary.payload_bytes * 8 / duration_s / 1000
-        if duration_s and stream.kind != StreamKind.IMAGE
-        else None
-    )
+    bitrate_kbps = summary.payload_bytes * 8 / duration_s / 1000 if duration_s else None
     bpp = (
         summary.payload_bytes * 8 / (pixels * max(summary.packet_count, 1))
         if stream.kind == StreamKind.IMAGE and pixels
@@ -100,11 +97,22 @@ def render_description(d: dict[str, Any], console: Console) -> None:
     for key, value in d["metadata"].items():
         console.print(f"  {key}: {value}", markup=False)
     table = Table(show_edge=False)
-    for column in ("#", "kind", "codec", "model", "geometry", "duration", "packets", "bytes"):
-        table.add_column(column, justify="right" if column in {"#", "packets", "bytes"} else "left")
-    table.add_column("rate", justify="right")
+    for column in (
+        "#",
+        "kind",
+        "codec",
+        "model",
+        "geometry",
+        "duration",
+        "packets",
+        "bytes",
+        "rate",
+    ):
+        right = column in {"#", "packets", "bytes", "rate"}
+        # Fold rather than ellipsize: every value must stay readable in a narrow terminal.
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
     for s in d["streams"]:
-        model = f"{s['model_id']} ({s['model_sha256'][:8]})" if s["model_id"] else "-"
+        model = s["model_id"] or "-"
         duration = f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-"
         table.add_row(
             str(s["index"]),

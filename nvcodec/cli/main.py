@@ -66,8 +66,8 @@ def _version(value: bool) -> None:
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     threads: Annotated[
-        int, typer.Option("--threads", min=1, help="CPU threads for torch (default: torch's).")
-    ] = 0,
+        int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
@@ -155,4 +155,7 @@ def decode(
     """Decode an .nvc container back to a media file."""
     from nvcodec.codecs.files import decode_file
 
-    Console().print(f"{decode_file(source, output, overwrite=force)}: written")
+    report = decode_file(source, output, overwrite=force)
+    if report.damage:
+        _stderr.print(f"warning: {report.damage}", markup=False, soft_wrap=True)
+    Console().print(f"{report.output}: written")

@@ -61,15 +61,24 @@ def encode_file(
         chosen = DEFAULT_QUALITY if quality is None else quality
         payload = codec.encode(pixels, chosen)
     stream = codec.stream_info(pixels.shape[0], pixels.shape[1], pixels.shape[2])
-    metadata = {"source": source.name}
-    with ContainerWriter(output, [stream], metadata, overwrite=overwrite, protect=[source]) as w:
+    with ContainerWriter(output, [stream], overwrite=overwrite, protect=[source]) as w:
         w.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))
     size = output.stat().st_size
     return EncodeReport(output, size, chosen, size * 8 / (pixels.shape[0] * pixels.shape[1]))
 
 
-def decode_file(source: Path, output: Path, *, overwrite: bool = False) -> Path:
-    """Decode the first image stream of an .nvc file into any image format Pillow writes."""
+@dataclass(frozen=True)
+class DecodeReport:
+    output: Path
+    damage: str | None  # what was wrong in the file after the packet that was decoded
+
+
+def decode_file(source: Path, output: Path, *, overwrite: bool = False) -> DecodeReport:
+    """Decode the first image stream of an .nvc file into any image format Pillow writes.
+
+    The whole stream is read so damage anywhere is noticed; damage after an intact image packet
+    is reported (``DecodeReport.damage``) rather than fatal, as the image itself is whole.
+    """
     with ContainerReader(source) as reader:
         try:
             index = next(i for i, s in enumerate(reader.streams) if s.codec == IMAGE_CODEC_ID)
@@ -77,12 +86,18 @@ def decode_file(source: Path, output: Path, *, overwrite: bool = False) -> Path:
             raise NvcodecError(f"{source}: no stream this nvcodec can decode") from None
         stream = reader.streams[index]
         codec = ImageCodec.load(stream.model_id, expected_sha256=stream.model_sha256 or None)
-        packet = next(reader.packets(index), None)
+        packets, damage = reader.packets(index), None
+        packet = next(packets, None)
         if packet is None:
             raise FormatError(source, None, "image stream has no packet")
+        try:
+            for _ in packets:
+                pass
+        except FormatError as e:
+            damage = str(e)
         try:
             decoded = codec.decode(packet.payload)
         except BitstreamError as e:
             raise FormatError(source, packet.offset, f"image packet: {e}") from None
     write_image(output, decoded.pixels, overwrite=overwrite, protect=[source])
-    return output
+    return DecodeReport(output, damage)

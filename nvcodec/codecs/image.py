@@ -95,7 +95,7 @@ class ImageCodec:
         block = self.config.block
         height, width = color.shape[:2]
         pad_h, pad_w = -height % block, -width % block
-        x = torch.from_numpy(color).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+        x = torch.tensor(color).permute(2, 0, 1)[None].float() / 255.0 - 0.5
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
         # The analysis is local to each wavelet block, so rows can be coded strip by strip.
         strip = TILE_LATENT * block
@@ -140,15 +140,15 @@ class ImageCodec:
         for rows, cols in _tiles(lat_h, lat_w):
             view = latent[:, :, rows, cols]
             view.copy_(bottleneck.decompress(reader.chunk(), tuple(view.shape)))
-        color = self._synthesize(latent, quality)[:height, :width]
+        planes = [self._synthesize(latent, quality)[:height, :width]]
         alpha = reader.chunk()
         reader.finish()
-        if channels in (2, 4):
-            alpha_plane = _png_plane(alpha, height, width)
-            color = np.concatenate([color, alpha_plane[..., None]], axis=2)
         if channels in (1, 2):
-            color = np.concatenate([color[..., :1], color[..., 3:]], axis=2)
-        return DecodedImage(pixels=color, quality=quality)
+            # Gray was coded as three equal planes: their mean is the best estimate.
+            planes = [np.round(planes[0].mean(axis=2, keepdims=True)).astype(np.uint8)]
+        if channels in (2, 4):
+            planes.append(_png_plane(alpha, height, width)[..., None])
+        return DecodedImage(pixels=np.concatenate(planes, axis=2), quality=quality)
 
     def _synthesize(self, latent: torch.Tensor, quality: int) -> np.ndarray:
         """Decode the latent window by window (with a halo) so memory stays bounded."""

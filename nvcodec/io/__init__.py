@@ -1,0 +1,1 @@
+"""Media I/O: files <-> arrays (images through Pillow)."""

@@ -1,0 +1,1 @@
+"""Networks and the weights store that ships them."""

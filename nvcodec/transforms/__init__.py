@@ -1,0 +1,1 @@
+"""Invertible transforms that codecs work in (wavelet packets)."""

@@ -1,0 +1,1 @@
+"""Codecs: models + entropy coding + packet layouts, between pixels/samples and containers."""

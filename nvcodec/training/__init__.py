@@ -1,0 +1,1 @@
+"""Training recipes: what `nvcodec train` runs to reproduce the shipped models."""

@@ -1,0 +1,141 @@
+"""The shipped image model through the codec API: every input kind, exactness, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nvcodec.codecs.image import TILE_LATENT, ImageCodec
+from nvcodec.errors import BitstreamError
+from nvcodec.io.image import read_image
+
+
+@pytest.fixture(scope="module")
+def codec() -> ImageCodec:
+    return ImageCodec.load()
+
+
+@pytest.fixture(scope="module")
+def photo(samples_dir: Path) -> np.ndarray:
+    return read_image(samples_dir / "kodim23.png")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+def test_quality_levels_trade_bits_for_fidelity(codec: ImageCodec, photo: np.ndarray) -> None:
+    crop = photo[:256, :256]
+    sizes, fidelity = [], []
+    for quality in range(codec.model.qualities):
+        payload = codec.encode(crop, quality)
+        decoded = codec.decode(payload)
+        assert decoded.quality == quality and decoded.pixels.shape == crop.shape
+        sizes.append(len(payload))
+        fidelity.append(psnr(decoded.pixels, crop))
+    assert sizes == sorted(sizes) and fidelity == sorted(fidelity)
+    assert fidelity[3] > 27.0
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 3), (1, 37, 3), (23, 1, 3), (37, 23, 3), (9, 17, 1), (8, 8, 3)]
+)
+def test_any_size_round_trips_with_its_exact_shape(
+    codec: ImageCodec, shape: tuple[int, ...]
+) -> None:
+    rng = np.random.default_rng(sum(shape))
+    smooth = np.cumsum(rng.integers(-3, 4, size=shape), axis=1) + 128
+    pixels = np.clip(smooth, 0, 255).astype(np.uint8)
+    decoded = codec.decode(codec.encode(pixels, 5)).pixels
+    assert decoded.shape == pixels.shape
+    assert psnr(decoded, pixels) > 25.0
+
+
+def test_gray_stays_gray_and_costs_less_than_colour(codec: ImageCodec, photo: np.ndarray) -> None:
+    gray = np.round(photo[:128, :128].mean(axis=2, keepdims=True)).astype(np.uint8)
+    payload = codec.encode(gray, 3)
+    decoded = codec.decode(payload).pixels
+    assert decoded.shape == gray.shape and psnr(decoded, gray) > 27.0
+    assert len(payload) < len(
+        codec.encode(np.repeat(gray, 3, axis=2) // 2 + photo[:128, :128] // 2, 3)
+    )
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_alpha_is_kept_losslessly(codec: ImageCodec, photo: np.ndarray, channels: int) -> None:
+    color = photo[:64, :96, :3] if channels == 4 else photo[:64, :96, :1]
+    alpha = np.tile(np.linspace(0, 255, 96).astype(np.uint8), (64, 1))[..., None]
+    pixels = np.concatenate([color, alpha], axis=2)
+    decoded = codec.decode(codec.encode(pixels, 4)).pixels
+    assert decoded.shape == pixels.shape
+    assert np.array_equal(decoded[..., -1], pixels[..., -1])
+
+
+def test_encoding_is_deterministic_across_runs_and_threads(
+    codec: ImageCodec, photo: np.ndarray
+) -> None:
+    crop = photo[:200, :136]
+    first = codec.encode(crop, 3)
+    assert codec.encode(crop, 3) == first
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert codec.encode(crop, 3) == first
+        two_threads = codec.decode(first).pixels
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(codec.decode(first).pixels, two_threads)
+
+
+def test_decoded_latent_is_bit_exact(codec: ImageCodec, photo: np.ndarray) -> None:
+    crop = photo[:96, :160]
+    latent = codec.latents(crop, 2)
+    assert latent.shape == (1, codec.config.latent_channels, 12, 20)
+    assert torch.equal(latent, torch.round(latent))
+    # Decoding the payload gives exactly what synthesizing the encoder's latent gives.
+    with torch.inference_mode():
+        direct = codec.model.decode_latent(latent, 2)[0]
+    direct = torch.clamp(torch.round((direct + 0.5) * 255), 0, 255).to(torch.uint8)
+    decoded = codec.decode(codec.encode(crop, 2)).pixels
+    assert np.array_equal(decoded, direct.permute(1, 2, 0).numpy())
+
+
+def test_tiled_decode_has_no_seams(codec: ImageCodec) -> None:
+    side = (TILE_LATENT + 5) * codec.config.block
+    rng = np.random.default_rng(0)
+    pixels = np.clip(
+        np.cumsum(np.cumsum(rng.normal(0, 2, (side, side, 3)), axis=0), axis=1) % 256, 0, 255
+    ).astype(np.uint8)
+    latent = codec.latents(pixels, 4)
+    tiled = codec.decode(codec.encode(pixels, 4)).pixels
+    with torch.inference_mode():
+        whole = codec.model.decode_latent(latent, 4)[0]
+    whole = torch.clamp(torch.round((whole + 0.5) * 255), 0, 255).to(torch.uint8)
+    difference = np.abs(whole.permute(1, 2, 0).numpy().astype(int) - tiled.astype(int))
+    assert difference.max() <= 1
+
+
+def test_damaged_payloads_raise_bitstream_error(codec: ImageCodec, photo: np.ndarray) -> None:
+    payload = codec.encode(photo[:64, :64], 3)
+    for cut in (0, 5, 14, 20, len(payload) - 1):
+        with pytest.raises(BitstreamError):
+            codec.decode(payload[:cut])
+    with pytest.raises(BitstreamError):
+        codec.decode(payload + b"\0")
+    header = bytearray(payload)
+    header[1] = 200  # quality level that does not exist
+    with pytest.raises(BitstreamError):
+        codec.decode(bytes(header))
+
+
+def test_bad_arrays_are_refused(codec: ImageCodec) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        codec.encode(np.zeros((4, 4, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        codec.encode(np.zeros((0, 4, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="quality"):
+        codec.encode(np.zeros((4, 4, 3), dtype=np.uint8), 99)
