@@ -20,7 +20,18 @@ def test_train_resume_export_and_use(tmp_path: Path, samples_dir: Path) -> None:
     for i in range(3):
         write_image(data / f"{i}.png", photo[i * 100 : i * 100 + 96, i * 200 : i * 200 + 160])
     out = tmp_path / "run"
-    args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32", "--batch", "2"]
+    args = [
+        "train",
+        "image",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--crop",
+        "32",
+        "--batch",
+        "2",
+    ]
     result = CliRunner().invoke(app, [*args, "--steps", "2", "--model-id", "tiny"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, [*args, "--steps", "4", "--resume", "--model-id", "tiny"])

@@ -89,40 +89,31 @@ def _rate(s: dict[str, Any]) -> str:
 
 
 def render_description(d: dict[str, Any], console: Console) -> None:
-    """Print a description as a header line, metadata and a rich table of streams."""
+    """Print a header line, the metadata and a table with one column per stream (fits 80
+    columns for the usual one to three streams)."""
     index_note = "indexed" if d["indexed"] else "no index (streamed or cut short)"
     console.print(
         f"[bold]{d['file']}[/]: nvc {d['format_version']}, {d['size_bytes']:,} bytes, {index_note}"
     )
     for key, value in d["metadata"].items():
         console.print(f"  {key}: {value}", markup=False)
-    table = Table(show_edge=False)
-    for column in (
-        "#",
-        "kind",
-        "codec",
-        "model",
-        "geometry",
-        "duration",
-        "packets",
-        "bytes",
-        "rate",
-    ):
-        right = column in {"#", "packets", "bytes", "rate"}
-        # Fold rather than ellipsize: every value must stay readable in a narrow terminal.
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    table = Table(box=None, show_edge=False, padding=(0, 2))
+    table.add_column("")
     for s in d["streams"]:
-        model = s["model_id"] or "-"
-        duration = f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-"
+        table.add_column(f"stream {s['index']}", overflow="fold")
+    rows = {
+        "kind": lambda s: s["kind"],
+        "codec": lambda s: s["codec"],
+        "model": lambda s: s["model_id"] or "-",
+        "model sha256": lambda s: f"{s['model_sha256'][:16]}..." if s["model_sha256"] else "-",
+        "geometry": _geometry,
+        "duration": lambda s: f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-",
+        "packets": lambda s: f"{s['packets']:,}",
+        "bytes": lambda s: f"{s['payload_bytes']:,}",
+        "rate": _rate,
+    }
+    for name, cell in rows.items():
         table.add_row(
-            str(s["index"]),
-            s["kind"],
-            s["codec"],
-            model,
-            _geometry(s),
-            duration,
-            str(s["packets"]),
-            f"{s['payload_bytes']:,}",
-            _rate(s),
+            name, *(cell(s) for s in d["streams"]), style="bold" if name == "rate" else None
         )
     console.print(table)
