@@ -37,6 +37,9 @@ def train_image(
         Path | None, typer.Option(help="Folder of validation images (e.g. Kodak).")
     ] = None,
     val_every: Annotated[int, typer.Option(min=1)] = 1000,
+    classes: Annotated[
+        int, typer.Option(min=1, help="Entropy density classes chosen per latent block.")
+    ] = 1,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -50,6 +53,7 @@ def train_image(
         lr=lr,
         seed=seed,
         init=init,
+        classes=classes,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     checkpoint = out / "checkpoint.pt"
@@ -63,8 +67,12 @@ def train_image(
         stored = load_model(init)
         model = WaveletImageCodec(ImageCodecConfig.from_dict(stored.manifest.config))
         model.load_state_dict(stored.tensors)
+        if classes != model.config.entropy_classes:
+            # Split each level's density into classes fit to flat ... busy blocks.
+            model = recipe.with_entropy_classes(model, classes)
+            recipe.fit_densities(model, sampler, crops=32, steps=150)
     else:
-        model = recipe.new_model(ImageCodecConfig(), sampler, seed)
+        model = recipe.new_model(ImageCodecConfig(entropy_classes=classes), sampler, seed)
     validation = recipe.load_validation(val) if val is not None else []
     began = time.monotonic()
     columns = [

@@ -111,12 +111,12 @@ class ImageCodec:
         if height * width > MAX_PIXELS:
             raise ValueError(f"{width}x{height} exceeds {MAX_PIXELS} pixels")
         latent = self.latents(pixels, quality)
-        bottleneck = self.model.bottlenecks[quality]
+        entropy_model = self.model.entropy_models[quality]
         has_alpha = pixels.shape[2] in (2, 4)
         channels = (1 if pixels.shape[2] <= 2 else 3) + int(has_alpha)
         out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels, height, width, TILE_LATENT)]
         for rows, cols in _tiles(latent.shape[2], latent.shape[3]):
-            coded = bottleneck.compress(latent[:, :, rows, cols])
+            coded = entropy_model.compress(latent[:, :, rows, cols])
             out += [_LENGTH.pack(len(coded)), coded]
         alpha = _png_bytes(pixels[..., -1]) if has_alpha else b""
         out += [_LENGTH.pack(len(alpha)), alpha]
@@ -135,11 +135,11 @@ class ImageCodec:
             raise BitstreamError(f"image packet declares an invalid size {width}x{height}")
         block = self.config.block
         lat_h, lat_w = -(-height // block), -(-width // block)
-        bottleneck = self.model.bottlenecks[quality]
+        entropy_model = self.model.entropy_models[quality]
         latent = torch.empty(1, self.config.latent_channels, lat_h, lat_w)
         for rows, cols in _tiles(lat_h, lat_w):
             view = latent[:, :, rows, cols]
-            view.copy_(bottleneck.decompress(reader.chunk(), tuple(view.shape)))
+            view.copy_(entropy_model.decompress(reader.chunk(), tuple(view.shape)))
         planes = [self._synthesize(latent, quality)[:height, :width]]
         alpha = reader.chunk()
         reader.finish()

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from nvcodec.entropy import escape
 from nvcodec.entropy.coder import Decoder, Encoder
-from nvcodec.entropy.tables import CdfTables
+from nvcodec.entropy.tables import PRECISION_BITS, CdfTables
 from nvcodec.errors import BitstreamError
 
 _TABLE_BUFFERS = ("cdf_pmf", "cdf_lengths", "cdf_offsets")
@@ -95,7 +95,8 @@ class EntropyBottleneck(nn.Module):
         sign = -torch.sign(lower + upper).detach()
         return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
 
-    def _likelihood(self, values: Tensor) -> Tensor:
+    def likelihood(self, values: Tensor) -> Tensor:
+        """Probability of each value's unit bin under the continuous density (lower-bounded)."""
         flat = values.transpose(0, 1).reshape(self.channels, 1, -1)
         p = self._bin_probabilities(
             self._logits_cumulative(flat - 0.5), self._logits_cumulative(flat + 0.5)
@@ -110,10 +111,10 @@ class EntropyBottleneck(nn.Module):
             raise ValueError(f"expected (B, {self.channels}, ...) latents, got {tuple(y.shape)}")
         if not self.training:
             y_hat = torch.round(y)
-            return y_hat, self._likelihood(y_hat)
+            return y_hat, self.likelihood(y_hat)
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_hat = y + (torch.round(y) - y).detach() if self.straight_through else noisy
-        return y_hat, self._likelihood(noisy)
+        return y_hat, self.likelihood(noisy)
 
     # -- integer tables --------------------------------------------------------------------
 
@@ -247,6 +248,20 @@ class EntropyBottleneck(nn.Module):
         decoder.finish()
         channel_first = (self.channels, shape[0], *shape[2:])
         return torch.from_numpy(values).reshape(channel_first).transpose(0, 1).to(dtype)
+
+    def code_lengths(self, y: Tensor) -> Tensor:
+        """Bits each element of ``round(y)`` costs under the integer tables (same shape as y).
+
+        Escaped values count the escape symbol plus their Exp-Golomb length. Only encoders use
+        this (to choose among models), so it need not be bit-exact across machines.
+        """
+        tables, indices, (values, lo, hi) = self._symbols(y)
+        log_pmf = np.log2(np.maximum(tables.pmf, 1)) - PRECISION_BITS
+        bits = -np.take_along_axis(log_pmf, indices, axis=1)
+        escaped = indices == (tables.lengths - 1)[:, None]
+        bits[escaped] += escape.code_lengths(values, lo, hi)
+        channel_first = (self.channels, y.shape[0], *y.shape[2:])
+        return torch.from_numpy(bits).reshape(channel_first).transpose(0, 1)
 
     def entropy_estimate_bits(self, y: Tensor) -> float:
         """Ideal code length of ``compress(y)`` under the integer tables (escapes included)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from nvcodec.entropy.coder import Decoder, Encoder
-from nvcodec.entropy.tables import CdfTables
+from nvcodec.entropy.tables import PRECISION_BITS, CdfTables
 
 MAX_EXPONENT = 40
 _EXPONENT_TABLE, _BIT_TABLE = 0, 1
@@ -43,10 +43,16 @@ def read(decoder: Decoder, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(v % 2 == 0, hi + 1 + v // 2, lo - 1 - v // 2)
 
 
-def cost_bits(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Exact ideal code length of ``add``: exponent costs plus one bit per low bit."""
+def code_lengths(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Ideal bits of each escaped value: its exponent's cost plus one bit per low bit."""
     exponents = _exponents(_zigzag(values, lo, hi) + 1)
-    return TABLES.entropy_bits(_EXPONENT_TABLE, exponents) + float(exponents.sum())
+    exponent_bits = PRECISION_BITS - np.log2(TABLES.pmf[_EXPONENT_TABLE, exponents])
+    return exponent_bits + exponents
+
+
+def cost_bits(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Exact ideal code length of ``add``."""
+    return float(code_lengths(values, lo, hi).sum())
 
 
 def _zigzag(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nvcodec.entropy import EntropyBottleneck
+from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.transforms.wavelet import block_size, packet_forward, packet_inverse
 
 ARCHITECTURE = "wavelet-image-v1"
@@ -30,6 +30,9 @@ class ImageCodecConfig:
     latent_channels: int = 192
     decoder_width: int = 96
     decoder_blocks: int = 4
+    # Forward-adaptive entropy coding: density classes chosen per block of latent positions.
+    entropy_classes: int = 1
+    entropy_block: int = 4
     # Initial latent gain per quality level (learned in training): about 0.1 to 2 bpp on Kodak.
     gains: tuple[float, ...] = field(default=(1.0, 1.4, 2.0, 2.8, 3.9, 5.4, 7.5, 10.4))
 
@@ -89,8 +92,11 @@ class WaveletImageCodec(nn.Module):
             config.latent_channels, config.bands, config.decoder_width, config.decoder_blocks
         )
         self.log_gains = nn.Parameter(torch.log(torch.tensor(config.gains)))
-        self.bottlenecks = nn.ModuleList(
-            EntropyBottleneck(config.latent_channels) for _ in config.gains
+        self.entropy_models = nn.ModuleList(
+            BlockAdaptiveEntropyModel(
+                config.latent_channels, config.entropy_classes, config.entropy_block
+            )
+            for _ in config.gains
         )
 
     @property
@@ -109,5 +115,5 @@ class WaveletImageCodec(nn.Module):
 
     def forward(self, x: torch.Tensor, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: (reconstruction, likelihoods of the noisy latent) for an R-D loss."""
-        latent_hat, likelihoods = self.bottlenecks[quality](self.encode_latent(x, quality))
+        latent_hat, likelihoods = self.entropy_models[quality](self.encode_latent(x, quality))
         return self.decode_latent(latent_hat, quality), likelihoods

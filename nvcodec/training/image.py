@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from nvcodec.entropy import fit_density
+from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.io.image import read_image
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest, save_model
@@ -44,6 +45,7 @@ class TrainSettings:
     lr: float = 1e-4
     seed: int = 0
     init: str | None = None
+    classes: int = 1
     lmbdas: tuple[float, ...] = DEFAULT_LMBDAS
 
 
@@ -150,7 +152,7 @@ def train(
     torch.manual_seed(settings.seed + start_step)
     rng = random.Random(settings.seed * 7919 + start_step)
     # The densities learn ten times faster than the transforms, as CompressAI's aux optimizer.
-    density = [p for b in model.bottlenecks for p in b.parameters()]
+    density = [p for b in model.entropy_models for p in b.parameters()]
     density_ids = {id(p) for p in density}
     transforms = [p for p in model.parameters() if id(p) not in density_ids]
     optimizer = torch.optim.Adam(
@@ -187,8 +189,8 @@ def export(
     overwrite: bool = False,
 ) -> Manifest:
     """Finalize every level's integer tables and write the model to the store."""
-    for bottleneck in model.bottlenecks:
-        bottleneck.finalize()
+    for entropy_model in model.entropy_models:
+        entropy_model.finalize()
     return save_model(
         directory,
         model_id,
@@ -200,16 +202,47 @@ def export(
     )
 
 
+def split_by_activity(
+    latent: torch.Tensor, entropy_model: BlockAdaptiveEntropyModel
+) -> list[torch.Tensor]:
+    """Latent values grouped by the activity quantile of their block, flat to busy, each group
+    shaped (1, C, N) for fitting one density class."""
+    classes = entropy_model.classes
+    activity = entropy_model.block_sums(latent.abs().mean(dim=1, keepdim=True))[:, 0]
+    edges = torch.quantile(activity.flatten(), torch.linspace(0, 1, classes + 1)[1:-1])
+    bins = torch.bucketize(activity, edges)
+    positions = entropy_model.expand_blocks(bins, *latent.shape[-2:])
+    return [latent.transpose(0, 1)[:, positions == k][None] for k in range(classes)]
+
+
 @torch.no_grad()
 def fit_densities(
     model: WaveletImageCodec, sampler: CropSampler, crops: int = 8, steps: int = 200
 ) -> None:
-    """Fit each level's density to the latents of fresh crops at that level's gain."""
+    """Fit each level's densities to the latents of fresh crops at that level's gain; with
+    several classes, class k starts on the k-th activity quantile of the blocks."""
     x = sampler.batch(crops)
-    for quality, bottleneck in enumerate(model.bottlenecks):
+    for quality, entropy_model in enumerate(model.entropy_models):
         latent = model.encode_latent(x, quality)
-        with torch.enable_grad():
-            fit_density(bottleneck, latent, steps=steps)
+        groups = split_by_activity(latent, entropy_model)
+        for density, samples in zip(entropy_model.densities, groups, strict=True):
+            with torch.enable_grad():
+                fit_density(density, samples, steps=steps)
+
+
+def with_entropy_classes(model: WaveletImageCodec, classes: int) -> WaveletImageCodec:
+    """A copy of ``model`` whose every density class starts as a copy of its first class."""
+    grown = WaveletImageCodec(replace(model.config, entropy_classes=classes))
+    state = {}
+    for key, value in model.state_dict().items():
+        if ".densities.0." in key:
+            state.update(
+                {key.replace(".densities.0.", f".densities.{k}."): value for k in range(classes)}
+            )
+        elif ".densities." not in key:
+            state[key] = value
+    grown.load_state_dict(state)
+    return grown
 
 
 def load_validation(directory: Path, count: int = 4) -> list[torch.Tensor]:
