@@ -204,14 +204,17 @@ class EntropyBottleneck(nn.Module):
         tables = self._require_tables()
         if y.dim() < 2 or y.shape[1] != self.channels:
             raise ValueError(f"expected (B, {self.channels}, ...) latents, got {tuple(y.shape)}")
-        # float64 holds every float32 exactly and compares exactly against MAX_MAGNITUDE.
-        rounded = torch.round(y.detach().double()).transpose(0, 1).reshape(self.channels, -1)
-        if rounded.numel() and not bool(rounded.abs().max() <= MAX_MAGNITUDE):
+        rounded = torch.round(y.detach()).transpose(0, 1).reshape(self.channels, -1)
+        # The largest magnitude, as a Python float, compares exactly against MAX_MAGNITUDE.
+        if rounded.numel() and not float(rounded.abs().max()) <= MAX_MAGNITUDE:
             raise ValueError(f"latents must be finite with |round(y)| <= {MAX_MAGNITUDE}")
         values = rounded.cpu().to(torch.int64).numpy()
         width = (tables.lengths - 1).astype(np.int64)[:, None]
         indices = values - self.cdf_offsets.cpu().numpy()[:, None]
         escaped = (indices < 0) | (indices >= width)
+        if not escaped.any():
+            empty = np.zeros(0, dtype=np.int64)
+            return tables, indices, (empty, empty, empty)
         escapes = (values[escaped], *self._bounds(np.nonzero(escaped)[0]))
         return tables, np.where(escaped, width, indices), escapes
 
