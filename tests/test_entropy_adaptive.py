@@ -69,3 +69,13 @@ def test_damaged_payload_raises_bitstream_error(fitted) -> None:
     for cut in (0, 3, 9, len(data) - 1):
         with pytest.raises(BitstreamError):
             double.decompress(data[:cut], y.shape)
+
+
+def test_code_lengths_add_up_to_the_estimate(fitted) -> None:
+    single, _, y = fitted
+    spiky = y.clone()
+    spiky[0, 1, 2, 3] = -40000.0
+    lengths = single.densities[0].code_lengths(spiky)
+    assert lengths.shape == spiky.shape
+    estimate = single.densities[0].entropy_estimate_bits(spiky)
+    assert float(lengths.sum()) == pytest.approx(estimate, rel=1e-9)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from nvcodec.entropy import escape
 from nvcodec.entropy.coder import Decoder, Encoder
-from nvcodec.entropy.tables import PRECISION_BITS, CdfTables
+from nvcodec.entropy.tables import CdfTables
 from nvcodec.errors import BitstreamError
 
 _TABLE_BUFFERS = ("cdf_pmf", "cdf_lengths", "cdf_offsets")
@@ -259,8 +259,7 @@ class EntropyBottleneck(nn.Module):
         this (to choose among models), so it need not be bit-exact across machines.
         """
         tables, indices, (values, lo, hi) = self._symbols(y)
-        log_pmf = np.log2(np.maximum(tables.pmf, 1)) - PRECISION_BITS
-        bits = -np.take_along_axis(log_pmf, indices, axis=1)
+        bits = np.take_along_axis(tables.symbol_bits, indices, axis=1)
         escaped = indices == (tables.lengths - 1)[:, None]
         bits[escaped] += escape.code_lengths(values, lo, hi)
         channel_first = (self.channels, y.shape[0], *y.shape[2:])

@@ -8,6 +8,7 @@ every symbol stays codable and the coder sees exactly the same model on both sid
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
@@ -96,6 +97,13 @@ class CdfTables:
         self.check_symbols(index, symbols)
         freqs = self.pmf[index, symbols.ravel()].astype(np.float64)
         return float(symbols.size * PRECISION_BITS - np.log2(freqs).sum())
+
+    @functools.cached_property
+    def symbol_bits(self) -> np.ndarray:
+        """(T, L) float64 ideal bits of each symbol, -log2(pmf / TOTAL) (padding: PRECISION_BITS).
+
+        For encoders weighing choices; decoders never use floating point."""
+        return PRECISION_BITS - np.log2(np.maximum(self.pmf, 1))
 
     def model(self, index: int) -> constriction.stream.model.Categorical:
         """The constriction model of table ``index``, built once from the exact dyadic values.
