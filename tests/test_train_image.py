@@ -44,3 +44,22 @@ def test_train_resume_export_and_use(tmp_path: Path, samples_dir: Path) -> None:
     decoded = codec.decode(codec.encode(crop, 5)).pixels
     assert decoded.shape == crop.shape
     assert np.mean((decoded.astype(float) - crop) ** 2) < 255**2 / 10 ** (20 / 10)
+
+
+def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples_dir: Path) -> None:
+    data = tmp_path / "photos"
+    data.mkdir()
+    photo = read_image(samples_dir / "kodim23.png")
+    write_image(data / "0.png", photo[:128, :192])
+    out = tmp_path / "refit"
+    args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
+    args += ["--init", "image-wavelet", "--classes", "2", "--gains", "1.5,6", "--steps", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    codec = ImageCodec(load_model("image-wavelet", search=[out]))
+    assert codec.config.entropy_classes == 2 and codec.model.qualities == 2
+    crop = photo[200:264, 300:380]
+    low, high = codec.encode(crop, 0), codec.encode(crop, 1)
+    assert len(low) < len(high)
+    assert codec.decode(high).pixels.shape == crop.shape

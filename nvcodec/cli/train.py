@@ -40,11 +40,16 @@ def train_image(
     classes: Annotated[
         int, typer.Option(min=1, help="Entropy density classes chosen per latent block.")
     ] = 1,
+    gains: Annotated[
+        str | None,
+        typer.Option(help="With --init: new quality levels as comma-separated latent gains."),
+    ] = None,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
     from nvcodec.training import image as recipe
 
+    gain_values = [float(g) for g in gains.split(",")] if gains is not None else None
     settings = recipe.TrainSettings(
         data=tuple(str(d) for d in data),
         steps=steps,
@@ -54,6 +59,7 @@ def train_image(
         seed=seed,
         init=init,
         classes=classes,
+        gains=gains,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     checkpoint = out / "checkpoint.pt"
@@ -67,9 +73,9 @@ def train_image(
         stored = load_model(init)
         model = WaveletImageCodec(ImageCodecConfig.from_dict(stored.manifest.config))
         model.load_state_dict(stored.tensors)
-        if classes != model.config.entropy_classes:
-            # Split each level's density into classes fit to flat ... busy blocks.
-            model = recipe.with_entropy_classes(model, classes)
+        if classes != model.config.entropy_classes or gain_values is not None:
+            # New density classes (fit to flat ... busy blocks) and/or new quality levels.
+            model = recipe.reconfigured(model, classes, gain_values)
             recipe.fit_densities(model, sampler, crops=32, steps=150)
     else:
         model = recipe.new_model(ImageCodecConfig(entropy_classes=classes), sampler, seed)

@@ -46,6 +46,7 @@ class TrainSettings:
     seed: int = 0
     init: str | None = None
     classes: int = 1
+    gains: str | None = None
     lmbdas: tuple[float, ...] = DEFAULT_LMBDAS
 
 
@@ -147,7 +148,7 @@ def train(
     checkpoint_every: int = 200,
 ) -> None:
     """Rate-distortion training from ``start_step`` to ``settings.steps`` (resumable)."""
-    if len(settings.lmbdas) != model.qualities:
+    if settings.steps > start_step and len(settings.lmbdas) != model.qualities:
         raise ValueError(f"need {model.qualities} lambdas, got {len(settings.lmbdas)}")
     torch.manual_seed(settings.seed + start_step)
     rng = random.Random(settings.seed * 7919 + start_step)
@@ -230,17 +231,28 @@ def fit_densities(
                 fit_density(density, samples, steps=steps)
 
 
-def with_entropy_classes(model: WaveletImageCodec, classes: int) -> WaveletImageCodec:
-    """A copy of ``model`` whose every density class starts as a copy of its first class."""
-    grown = WaveletImageCodec(replace(model.config, entropy_classes=classes))
-    state = {}
-    for key, value in model.state_dict().items():
-        if ".densities.0." in key:
+def reconfigured(
+    model: WaveletImageCodec, classes: int, gains: Sequence[float] | None = None
+) -> WaveletImageCodec:
+    """A copy of ``model`` with other density classes and/or quality gains, for a density refit.
+
+    The transforms are kept. Each new level starts from the densities of the trained level with
+    the nearest gain, and every class from that level's first class; ``fit_densities`` then
+    fits them to their own latents.
+    """
+    gains = tuple(gains) if gains is not None else model.config.gains
+    trained = model.log_gains.detach().exp()
+    config = replace(model.config, entropy_classes=classes, gains=gains)
+    grown = WaveletImageCodec(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("entropy_models.")}
+    state["log_gains"] = torch.log(torch.tensor(gains))
+    for level, gain in enumerate(gains):
+        source = int(torch.argmin((trained.log() - math.log(gain)).abs()))
+        density = model.entropy_models[source].densities[0].state_dict()
+        for k in range(classes):
             state.update(
-                {key.replace(".densities.0.", f".densities.{k}."): value for k in range(classes)}
+                {f"entropy_models.{level}.densities.{k}.{n}": v for n, v in density.items()}
             )
-        elif ".densities." not in key:
-            state[key] = value
     grown.load_state_dict(state)
     return grown
 
