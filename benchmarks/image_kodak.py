@@ -26,6 +26,7 @@ from scipy.interpolate import PchipInterpolator
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.container import ContainerWriter, Packet
 from nvcodec.io.image import read_image
+from nvcodec.models.store import load_model
 
 Curve = list[tuple[float, float]]  # (bpp, psnr) per setting, ascending rate
 
@@ -93,11 +94,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
     parser.add_argument("--model", default="image-wavelet")
+    parser.add_argument(
+        "--models", type=Path, help="look for the model here before the bundled ones"
+    )
+    parser.add_argument("--every", type=int, default=1, help="use every N-th image")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    paths = sorted(args.data.glob("*.png"))[: args.limit or None]
+    paths = sorted(args.data.glob("*.png"))[:: args.every][: args.limit or None]
     images = [read_image(p)[..., :3] for p in paths]
-    codec = ImageCodec.load(args.model)
+    codec = ImageCodec(load_model(args.model, search=[args.models] if args.models else []))
 
     curves: dict[str, Curve] = {"nvcodec": []}
     print(f"{len(images)} images from {args.data}, {args.threads} torch threads\n")

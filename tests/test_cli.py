@@ -124,6 +124,14 @@ def test_unsupported_media_is_refused_clearly(tmp_path: Path, samples_dir: Path)
     assert_one_line_error(code, err, "LJ001-0004.wav", "not implemented yet")
 
 
+def test_bad_options_and_data_are_one_line(tmp_path: Path, small_png: Path) -> None:
+    code, _, err = run("encode", small_png, tmp_path / "x.nvc", "--quality", "99")
+    assert_one_line_error(code, err, "--quality must be 0..")
+    code, _, err = run("train", "image", "--data", tmp_path / "empty", "--out", tmp_path / "r")
+    assert_one_line_error(code, err, "no training images")
+    assert not (tmp_path / "x.nvc").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--debug", "info", str(tmp_path / "absent.nvc")])
     assert result.exit_code != 0 and result.exception is not None

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from nvcodec import __version__
+from nvcodec.cli.errors import settings, user_errors, warn
 from nvcodec.cli.info import describe_container, render_description
 from nvcodec.cli.train import train_app
-from nvcodec.errors import NvcodecError
 from nvcodec.models.store import list_models
 
 app = typer.Typer(
@@ -30,30 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(train_app, name="train")
-_state = {"debug": False}
-_stderr = Console(stderr=True, highlight=False)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def user_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected failures into one line on stderr and exit code 1."""
-
-    @wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (NvcodecError, OSError) as e:
-            if _state["debug"]:
-                raise
-            message = str(e)
-            if isinstance(e, OSError) and e.filename is not None:
-                message = f"{e.filename}: {e.strerror}"
-            _stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -73,7 +47,7 @@ def main(
     ] = False,
 ) -> None:
     """Learned codecs for images, video and audio."""
-    _state["debug"] = debug
+    settings["debug"] = debug
     if threads:
         import torch
 
@@ -157,5 +131,5 @@ def decode(
 
     report = decode_file(source, output, overwrite=force)
     if report.damage:
-        _stderr.print(f"warning: {report.damage}", markup=False, soft_wrap=True)
+        warn(report.damage)
     Console().print(f"{report.output}: written")

@@ -10,12 +10,14 @@ import torch
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from nvcodec.cli.errors import user_errors
 from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 
 
 @train_app.command("image")
+@user_errors
 def train_image(
     data: Annotated[list[Path], typer.Option("--data", help="Folder(s) of training images.")],
     out: Annotated[Path, typer.Option(help="Folder for checkpoints and the model.")] = Path(
@@ -63,7 +65,7 @@ def train_image(
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     checkpoint = out / "checkpoint.pt"
-    start, optimizer_state = 0, None
+    start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
         model = WaveletImageCodec(ImageCodecConfig.from_dict(state["config"]))
@@ -71,7 +73,8 @@ def train_image(
         start, optimizer_state = state["step"], state["optimizer"]
     elif init is not None:
         stored = load_model(init)
-        model = WaveletImageCodec(ImageCodecConfig.from_dict(stored.manifest.config))
+        base = stored.manifest
+        model = WaveletImageCodec(ImageCodecConfig.from_dict(base.config))
         model.load_state_dict(stored.tensors)
         if classes != model.config.entropy_classes or gain_values is not None:
             # New density classes (fit to flat ... busy blocks) and/or new quality levels.
@@ -108,7 +111,9 @@ def train_image(
             optimizer_state=optimizer_state,
             progress=report,
         )
-    manifest = recipe.export(
-        model, out, model_id, recipe.recipe_of(settings, time.monotonic() - began), overwrite=True
-    )
+    made = recipe.recipe_of(settings, time.monotonic() - began)
+    if base is not None:
+        # A model refit from another carries that model's recipe: the chain stays reproducible.
+        made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
+    manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

@@ -55,11 +55,16 @@ def encode_file(
         )
     pixels = read_image(source)
     codec = ImageCodec.load(model_id)
-    if target_bpp is not None:
-        chosen, payload = _pick_quality(codec, pixels, target_bpp)
-    else:
-        chosen = DEFAULT_QUALITY if quality is None else quality
-        payload = codec.encode(pixels, chosen)
+    chosen = DEFAULT_QUALITY if quality is None else quality
+    if not 0 <= chosen < codec.model.qualities:
+        raise NvcodecError(f"--quality must be 0..{codec.model.qualities - 1}, got {chosen}")
+    try:
+        if target_bpp is not None:
+            chosen, payload = _pick_quality(codec, pixels, target_bpp)
+        else:
+            payload = codec.encode(pixels, chosen)
+    except ValueError as e:  # the image itself is unsuitable (e.g. too large)
+        raise NvcodecError(f"{source}: {e}") from None
     stream = codec.stream_info(pixels.shape[0], pixels.shape[1], pixels.shape[2])
     with ContainerWriter(output, [stream], overwrite=overwrite, protect=[source]) as w:
         w.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))

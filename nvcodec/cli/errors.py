@@ -1,0 +1,46 @@
+"""How every command reports failures: one line on stderr, exit code 1, no traceback.
+
+Expected failures are :class:`~nvcodec.errors.NvcodecError` and unreadable files (``OSError``);
+with ``--debug`` they propagate with their traceback instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from nvcodec.errors import NvcodecError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+settings = {"debug": False}
+stderr = Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and exit code 1."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (NvcodecError, OSError) as e:
+            if settings["debug"]:
+                raise
+            message = str(e)
+            if isinstance(e, OSError) and e.filename is not None:
+                message = f"{e.filename}: {e.strerror}"
+            stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
