@@ -77,8 +77,12 @@ class BlockAdaptiveEntropyModel(nn.Module):
 
     def choose_classes(self, y: Tensor) -> Tensor:
         """The class map (B, ceil(H/b), ceil(W/b)) that minimizes the coded size of round(y)."""
-        bits = torch.stack([d.code_lengths(y).sum(dim=1) for d in self.densities], dim=1)
-        return self.block_sums(bits).argmin(dim=1)
+        values = self.densities[0].integer_values(y)
+        spatial = (y.shape[0], *y.shape[2:])
+        bits = np.stack(
+            [d.symbol_costs(values).sum(axis=0).reshape(spatial) for d in self.densities], axis=1
+        )
+        return self.block_sums(torch.from_numpy(bits)).argmin(dim=1)
 
     def compress(self, y: Tensor) -> bytes:
         """Code round(y): class map, then each class's positions with that class's tables."""

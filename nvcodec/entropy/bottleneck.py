@@ -199,16 +199,19 @@ class EntropyBottleneck(nn.Module):
 
     # -- coding ----------------------------------------------------------------------------
 
-    def _symbols(self, y: Tensor) -> tuple[CdfTables, np.ndarray, _Escapes]:
-        """Table indices (C, N) of round(y), and the escaped values with their channel bounds."""
-        tables = self._require_tables()
+    def integer_values(self, y: Tensor) -> np.ndarray:
+        """round(y) as int64, channel-first and flattened to (C, N): what gets coded."""
         if y.dim() < 2 or y.shape[1] != self.channels:
             raise ValueError(f"expected (B, {self.channels}, ...) latents, got {tuple(y.shape)}")
         rounded = torch.round(y.detach()).transpose(0, 1).reshape(self.channels, -1)
         # The largest magnitude, as a Python float, compares exactly against MAX_MAGNITUDE.
         if rounded.numel() and not float(rounded.abs().max()) <= MAX_MAGNITUDE:
             raise ValueError(f"latents must be finite with |round(y)| <= {MAX_MAGNITUDE}")
-        values = rounded.cpu().to(torch.int64).numpy()
+        return rounded.cpu().to(torch.int64).numpy()
+
+    def _symbols(self, values: np.ndarray) -> tuple[CdfTables, np.ndarray, _Escapes]:
+        """Table indices (C, N) of integer values, and the escaped values with their bounds."""
+        tables = self._require_tables()
         width = (tables.lengths - 1).astype(np.int64)[:, None]
         indices = values - self.cdf_offsets.cpu().numpy()[:, None]
         escaped = (indices < 0) | (indices >= width)
@@ -226,7 +229,7 @@ class EntropyBottleneck(nn.Module):
 
     def compress(self, y: Tensor) -> bytes:
         """Round ``y`` and code it with the finalized tables only."""
-        tables, indices, escapes = self._symbols(y)
+        tables, indices, escapes = self._symbols(self.integer_values(y))
         encoder = Encoder()
         for c in range(self.channels):
             encoder.add(tables, c, indices[c])
@@ -252,22 +255,29 @@ class EntropyBottleneck(nn.Module):
         channel_first = (self.channels, shape[0], *shape[2:])
         return torch.from_numpy(values).reshape(channel_first).transpose(0, 1).to(dtype)
 
-    def code_lengths(self, y: Tensor) -> Tensor:
-        """Bits each element of ``round(y)`` costs under the integer tables (same shape as y).
+    def symbol_costs(self, values: np.ndarray) -> np.ndarray:
+        """Bits each of the (C, N) integer values costs under the integer tables (float32).
 
         Escaped values count the escape symbol plus their Exp-Golomb length. Only encoders use
         this (to choose among models), so it need not be bit-exact across machines.
         """
-        tables, indices, (values, lo, hi) = self._symbols(y)
-        bits = np.take_along_axis(tables.symbol_bits, indices, axis=1)
-        escaped = indices == (tables.lengths - 1)[:, None]
-        bits[escaped] += escape.code_lengths(values, lo, hi)
+        tables, indices, (escaped_values, lo, hi) = self._symbols(values)
+        rows = np.arange(self.channels, dtype=np.int64)[:, None] * tables.pmf.shape[1]
+        bits = tables.symbol_bits.ravel()[indices + rows]
+        if escaped_values.size:
+            escaped = indices == (tables.lengths - 1)[:, None]
+            bits[escaped] += escape.code_lengths(escaped_values, lo, hi)
+        return bits
+
+    def code_lengths(self, y: Tensor) -> Tensor:
+        """Bits each element of ``round(y)`` costs, shaped like ``y``."""
+        bits = self.symbol_costs(self.integer_values(y))
         channel_first = (self.channels, y.shape[0], *y.shape[2:])
         return torch.from_numpy(bits).reshape(channel_first).transpose(0, 1)
 
     def entropy_estimate_bits(self, y: Tensor) -> float:
         """Ideal code length of ``compress(y)`` under the integer tables (escapes included)."""
-        tables, indices, escapes = self._symbols(y)
+        tables, indices, escapes = self._symbols(self.integer_values(y))
         bits = sum(tables.entropy_bits(c, indices[c]) for c in range(self.channels))
         return bits + escape.cost_bits(*escapes)
 

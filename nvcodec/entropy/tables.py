@@ -100,10 +100,10 @@ class CdfTables:
 
     @functools.cached_property
     def symbol_bits(self) -> np.ndarray:
-        """(T, L) float64 ideal bits of each symbol, -log2(pmf / TOTAL) (padding: PRECISION_BITS).
+        """(T, L) float32 ideal bits of each symbol, -log2(pmf / TOTAL) (padding: PRECISION_BITS).
 
         For encoders weighing choices; decoders never use floating point."""
-        return PRECISION_BITS - np.log2(np.maximum(self.pmf, 1))
+        return (PRECISION_BITS - np.log2(np.maximum(self.pmf, 1))).astype(np.float32)
 
     def model(self, index: int) -> constriction.stream.model.Categorical:
         """The constriction model of table ``index``, built once from the exact dyadic values.
