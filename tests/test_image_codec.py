@@ -139,3 +139,13 @@ def test_bad_arrays_are_refused(codec: ImageCodec) -> None:
         codec.encode(np.zeros((0, 4, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="quality"):
         codec.encode(np.zeros((4, 4, 3), dtype=np.uint8), 99)
+
+
+def test_torch_tensors_in_and_out(codec: ImageCodec, photo: np.ndarray) -> None:
+    crop = photo[:64, :80].copy()
+    as_float = torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0
+    assert codec.encode(as_float, 3) == codec.encode(crop, 3)
+    assert codec.encode(torch.from_numpy(crop), 3) == codec.encode(crop, 3)
+    decoded = codec.decode(codec.encode(as_float, 3))
+    assert decoded.tensor.shape == (3, 64, 80)
+    assert torch.equal(decoded.tensor, torch.from_numpy(decoded.pixels).permute(2, 0, 1) / 255.0)

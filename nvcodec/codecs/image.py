@@ -43,6 +43,26 @@ class DecodedImage:
     pixels: np.ndarray  # (H, W, C) uint8
     quality: int
 
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The image as a float (C, H, W) tensor in [0, 1], torch's layout."""
+        return torch.from_numpy(self.pixels).permute(2, 0, 1).float() / 255.0
+
+
+Pixels = np.ndarray | torch.Tensor
+
+
+def as_pixels(image: Pixels) -> np.ndarray:
+    """(H, W, C) uint8 from a uint8 array/tensor in that layout, or a float (C, H, W) tensor
+    in [0, 1] (rounded to 8 bits)."""
+    if isinstance(image, torch.Tensor):
+        if image.is_floating_point():
+            if image.dim() != 3:
+                raise ValueError(f"expected a (C, H, W) float tensor, got {tuple(image.shape)}")
+            image = torch.round(image.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0)
+        return image.detach().cpu().numpy()
+    return image
+
 
 def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice]]:
     for top in range(0, height, TILE_LATENT):
@@ -88,10 +108,10 @@ class ImageCodec:
             raise ValueError(f"quality must be 0..{self.model.qualities - 1}, got {quality}")
 
     @torch.inference_mode()
-    def latents(self, pixels: np.ndarray, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
+    def latents(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
         """The rounded latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
         self._check_quality(quality)
-        color = _color_planes(pixels)
+        color = _color_planes(as_pixels(pixels))
         block = self.config.block
         height, width = color.shape[:2]
         pad_h, pad_w = -height % block, -width % block
@@ -105,8 +125,9 @@ class ImageCodec:
         ]
         return torch.cat(parts, dim=2)
 
-    def encode(self, pixels: np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:
-        """Code (H, W, C) uint8 pixels (C = 1, 2, 3 or 4) into one packet payload."""
+    def encode(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> bytes:
+        """Code an image (see ``as_pixels``; 1 to 4 channels) into one packet payload."""
+        pixels = as_pixels(pixels)
         height, width = pixels.shape[:2]
         if height * width > MAX_PIXELS:
             raise ValueError(f"{width}x{height} exceeds {MAX_PIXELS} pixels")

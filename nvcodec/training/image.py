@@ -203,32 +203,43 @@ def export(
     )
 
 
-def split_by_activity(
+def block_classes_by_activity(
     latent: torch.Tensor, entropy_model: BlockAdaptiveEntropyModel
-) -> list[torch.Tensor]:
-    """Latent values grouped by the activity quantile of their block, flat to busy, each group
-    shaped (1, C, N) for fitting one density class."""
-    classes = entropy_model.classes
+) -> torch.Tensor:
+    """Class map (B, h, w) by the activity quantile of each block: flat blocks class 0."""
     activity = entropy_model.block_sums(latent.abs().mean(dim=1, keepdim=True))[:, 0]
-    edges = torch.quantile(activity.flatten(), torch.linspace(0, 1, classes + 1)[1:-1])
-    bins = torch.bucketize(activity, edges)
-    positions = entropy_model.expand_blocks(bins, *latent.shape[-2:])
-    return [latent.transpose(0, 1)[:, positions == k][None] for k in range(classes)]
+    quantiles = torch.linspace(0, 1, entropy_model.classes + 1)[1:-1]
+    return torch.bucketize(activity, torch.quantile(activity.flatten(), quantiles))
 
 
 @torch.no_grad()
 def fit_densities(
-    model: WaveletImageCodec, sampler: CropSampler, crops: int = 8, steps: int = 200
+    model: WaveletImageCodec,
+    sampler: CropSampler,
+    crops: int = 8,
+    steps: int = 200,
+    rounds: int = 2,
 ) -> None:
-    """Fit each level's densities to the latents of fresh crops at that level's gain; with
-    several classes, class k starts on the k-th activity quantile of the blocks."""
+    """Fit each level's densities to the latents of fresh crops at that level's gain.
+
+    With several classes this is hard EM: class k first fits the k-th activity quantile of the
+    blocks; each later round reassigns every block to the class the encoder would pick (fewest
+    bits under the finalized tables) and refits on that.
+    """
     x = sampler.batch(crops)
     for quality, entropy_model in enumerate(model.entropy_models):
         latent = model.encode_latent(x, quality)
-        groups = split_by_activity(latent, entropy_model)
-        for density, samples in zip(entropy_model.densities, groups, strict=True):
-            with torch.enable_grad():
-                fit_density(density, samples, steps=steps)
+        class_map = block_classes_by_activity(latent, entropy_model)
+        for round_ in range(rounds if entropy_model.classes > 1 else 1):
+            if round_:
+                entropy_model.finalize()
+                class_map = entropy_model.choose_classes(latent)
+            positions = entropy_model.expand_blocks(class_map, *latent.shape[-2:])
+            for k, density in enumerate(entropy_model.densities):
+                samples = latent.transpose(0, 1)[:, positions == k][None]
+                if samples.shape[-1]:
+                    with torch.enable_grad():
+                        fit_density(density, samples, steps=steps // (1 + round_))
 
 
 def reconfigured(
