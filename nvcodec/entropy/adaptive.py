@@ -77,8 +77,10 @@ class BlockAdaptiveEntropyModel(nn.Module):
 
     def choose_classes(self, y: Tensor) -> Tensor:
         """The class map (B, ceil(H/b), ceil(W/b)) that minimizes the coded size of round(y)."""
-        values = self.densities[0].integer_values(y)
-        spatial = (y.shape[0], *y.shape[2:])
+        return self._choose(self.densities[0].integer_values(y), y.shape)
+
+    def _choose(self, values: np.ndarray, shape: Sequence[int]) -> Tensor:
+        spatial = (shape[0], *shape[2:])
         bits = np.stack(
             [d.symbol_costs(values).sum(axis=0).reshape(spatial) for d in self.densities], axis=1
         )
@@ -88,12 +90,12 @@ class BlockAdaptiveEntropyModel(nn.Module):
         """Code round(y): class map, then each class's positions with that class's tables."""
         if self.classes == 1:
             return self.densities[0].compress(y)
-        class_map = self.choose_classes(y)
+        values = self.densities[0].integer_values(y)  # (C, B*H*W), rounded once
+        class_map = self._choose(values, y.shape)
         parts = [encode(self.class_tables, [(class_map.numpy().ravel(), 0)])]
-        positions = self.expand_blocks(class_map, *y.shape[-2:])
-        channel_first = y.transpose(0, 1)
+        positions = self.expand_blocks(class_map, *y.shape[-2:]).numpy().ravel()
         for k, density in enumerate(self.densities):
-            parts.append(density.compress(channel_first[:, positions == k][None]))
+            parts.append(density.compress_values(values[:, positions == k]))
         return b"".join(_LENGTH.pack(len(p)) + p for p in parts)
 
     def decompress(self, data: bytes, shape: Sequence[int]) -> Tensor:

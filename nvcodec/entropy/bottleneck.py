@@ -229,7 +229,11 @@ class EntropyBottleneck(nn.Module):
 
     def compress(self, y: Tensor) -> bytes:
         """Round ``y`` and code it with the finalized tables only."""
-        tables, indices, escapes = self._symbols(self.integer_values(y))
+        return self.compress_values(self.integer_values(y))
+
+    def compress_values(self, values: np.ndarray) -> bytes:
+        """Code (C, N) integer values (as from ``integer_values``), channel by channel."""
+        tables, indices, escapes = self._symbols(values)
         encoder = Encoder()
         for c in range(self.channels):
             encoder.add(tables, c, indices[c])
