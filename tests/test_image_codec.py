@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nvcodec.codecs.image import TILE_LATENT, ImageCodec
 from nvcodec.errors import BitstreamError
@@ -149,3 +151,19 @@ def test_torch_tensors_in_and_out(codec: ImageCodec, photo: np.ndarray) -> None:
     decoded = codec.decode(codec.encode(as_float, 3))
     assert decoded.tensor.shape == (3, 64, 80)
     assert torch.equal(decoded.tensor, torch.from_numpy(decoded.pixels).permute(2, 0, 1) / 255.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_mutated_payloads_fail_cleanly(
+    codec: ImageCodec, photo: np.ndarray, data: st.DataObject
+) -> None:
+    payload = bytearray(codec.encode(photo[:48, :64], 2))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(payload) - 1))
+        payload[position] ^= data.draw(st.integers(1, 255))
+    try:
+        decoded = codec.decode(bytes(payload))
+    except BitstreamError:
+        return
+    assert decoded.pixels.dtype == np.uint8 and decoded.pixels.ndim == 3
