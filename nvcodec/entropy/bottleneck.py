@@ -173,6 +173,11 @@ class EntropyBottleneck(nn.Module):
         self.cdf_offsets = torch.from_numpy(offsets.copy())
         self._tables = tables
 
+    @property
+    def finalized_tables(self) -> CdfTables:
+        """The integer tables (raises if ``finalize`` has not run nor tables been loaded)."""
+        return self._require_tables()
+
     def _require_tables(self) -> CdfTables:
         if self._tables is None:
             if not self.finalized:
@@ -209,16 +214,20 @@ class EntropyBottleneck(nn.Module):
             raise ValueError(f"latents must be finite with |round(y)| <= {MAX_MAGNITUDE}")
         return rounded.cpu().to(torch.int64).numpy()
 
-    def _symbols(self, values: np.ndarray) -> tuple[CdfTables, np.ndarray, _Escapes]:
-        """Table indices (C, N) of integer values, and the escaped values with their bounds."""
+    def _symbols(
+        self, values: np.ndarray, channels: np.ndarray | None = None
+    ) -> tuple[CdfTables, np.ndarray, _Escapes]:
+        """Table indices of integer values (rows: ``channels``, default all) and the escaped
+        values with their bounds."""
         tables = self._require_tables()
-        width = (tables.lengths - 1).astype(np.int64)[:, None]
-        indices = values - self.cdf_offsets.cpu().numpy()[:, None]
+        channels = np.arange(self.channels) if channels is None else channels
+        width = (tables.lengths[channels] - 1).astype(np.int64)[:, None]
+        indices = values - self.cdf_offsets.cpu().numpy()[channels][:, None]
         escaped = (indices < 0) | (indices >= width)
         if not escaped.any():
             empty = np.zeros(0, dtype=np.int64)
             return tables, indices, (empty, empty, empty)
-        escapes = (values[escaped], *self._bounds(np.nonzero(escaped)[0]))
+        escapes = (values[escaped], *self._bounds(channels[np.nonzero(escaped)[0]]))
         return tables, np.where(escaped, width, indices), escapes
 
     def _bounds(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,17 +268,19 @@ class EntropyBottleneck(nn.Module):
         channel_first = (self.channels, shape[0], *shape[2:])
         return torch.from_numpy(values).reshape(channel_first).transpose(0, 1).to(dtype)
 
-    def symbol_costs(self, values: np.ndarray) -> np.ndarray:
-        """Bits each of the (C, N) integer values costs under the integer tables (float32).
+    def symbol_costs(self, values: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
+        """Bits each integer value costs under the integer tables (float32), for values of all
+        channels (C, N) or of the given ``channels`` (len(channels), N).
 
         Escaped values count the escape symbol plus their Exp-Golomb length. Only encoders use
         this (to choose among models), so it need not be bit-exact across machines.
         """
-        tables, indices, (escaped_values, lo, hi) = self._symbols(values)
-        rows = np.arange(self.channels, dtype=np.int64)[:, None] * tables.pmf.shape[1]
+        channels = np.arange(self.channels) if channels is None else channels
+        tables, indices, (escaped_values, lo, hi) = self._symbols(values, channels)
+        rows = channels.astype(np.int64)[:, None] * tables.pmf.shape[1]
         bits = tables.symbol_bits.ravel()[indices + rows]
         if escaped_values.size:
-            escaped = indices == (tables.lengths - 1)[:, None]
+            escaped = indices == (tables.lengths[channels] - 1)[:, None]
             bits[escaped] += escape.code_lengths(escaped_values, lo, hi)
         return bits
 

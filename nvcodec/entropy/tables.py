@@ -105,6 +105,12 @@ class CdfTables:
         For encoders weighing choices; decoders never use floating point."""
         return (PRECISION_BITS - np.log2(np.maximum(self.pmf, 1))).astype(np.float32)
 
+    @functools.cached_property
+    def entropies(self) -> np.ndarray:
+        """(T,) expected bits per symbol of each table."""
+        p = self.pmf / TOTAL
+        return (p * self.symbol_bits).sum(axis=1)
+
     def model(self, index: int) -> constriction.stream.model.Categorical:
         """The constriction model of table ``index``, built once from the exact dyadic values.
 
