@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nvcodec.codecs.image import CODEC_ID as IMAGE_CODEC_ID
 from nvcodec.codecs.image import DEFAULT_MODEL as IMAGE_MODEL
 from nvcodec.codecs.image import DEFAULT_QUALITY, ImageCodec
 from nvcodec.container import ContainerReader, ContainerWriter, Packet
 from nvcodec.errors import BitstreamError, FormatError, NvcodecError
-from nvcodec.io.image import read_image, write_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
+from nvcodec.io.image import IMAGE_SUFFIXES, read_image, write_image
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class EncodeReport:
     bpp: float
 
 
-def _pick_quality(codec: ImageCodec, pixels, target_bpp: float) -> tuple[int, bytes]:
+def _pick_quality(codec: ImageCodec, pixels: np.ndarray, target_bpp: float) -> tuple[int, bytes]:
     """Highest quality whose payload stays within ``target_bpp`` (the lowest if none does)."""
     pixel_count = pixels.shape[0] * pixels.shape[1]
     low, high = 0, codec.model.qualities - 1

@@ -16,6 +16,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from nvcodec.errors import NvcodecError
 from nvcodec.utils.files import atomic_output
 
+# Extensions read as images (anything else is left to the audio/video readers).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
+)
 _MODE_OF_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _HIGH_BIT_DEPTH_MODES = {"I;16", "I;16B", "I;16L", "I", "F"}
 

@@ -25,13 +25,12 @@ import torch.nn.functional as F
 
 from nvcodec.entropy import fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
-from nvcodec.io.image import read_image
+from nvcodec.io.image import IMAGE_SUFFIXES, read_image
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest, save_model
 from nvcodec.transforms.wavelet import packet_forward
 from nvcodec.utils.files import atomic_output
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 # Distortion weight per quality level: CompressAI's eight lambdas, matched to the default gains.
 DEFAULT_LMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
 
