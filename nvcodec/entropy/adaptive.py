@@ -80,9 +80,10 @@ class BlockAdaptiveEntropyModel(nn.Module):
         return self._choose(self.densities[0].integer_values(y), y.shape)
 
     def _choose(self, values: np.ndarray, shape: Sequence[int]) -> Tensor:
-        # Weigh classes on the quarter of the channels that carries nearly all the bits (99.4%
-        # on Kodak with the shipped model; the choice then costs 0.1% rate at most, measured):
-        # choosing is an encoder-only decision, so any rule decodes the same.
+        # Weigh classes on the quarter of the channels that carries nearly all the bits (92-99%
+        # with the shipped image model; measured on 4 Kodak images, choosing on them instead of
+        # all channels changed the size by -0.02% to +0.14%). Choosing is an encoder-only
+        # decision: any rule decodes the same.
         entropies = self.densities[0].finalized_tables.entropies
         busiest = np.sort(np.argsort(-entropies)[: max(1, self.channels // 4)])
         spatial = (shape[0], *shape[2:])
