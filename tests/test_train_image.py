@@ -53,11 +53,15 @@ def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples
     write_image(data / "0.png", photo[:128, :192])
     out = tmp_path / "refit"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
-    args += ["--init", "image-wavelet", "--classes", "2", "--gains", "1.5,6", "--steps", "0"]
+    args += ["--init", "image-wavelet", "--classes", "2", "--gains", "1.5,6"]
+    args += ["--lmbdas", "0.002,0.03", "--steps", "1", "--batch", "2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
 
-    codec = ImageCodec(load_model("image-wavelet", search=[out]))
+    stored = load_model("image-wavelet", search=[out])
+    assert stored.manifest.recipe["lmbdas"] == [0.002, 0.03]
+    assert stored.manifest.recipe["init_model"]["recipe"]["classes"] == 4
+    codec = ImageCodec(stored)
     assert codec.config.entropy_classes == 2 and codec.model.qualities == 2
     crop = photo[200:264, 300:380]
     low, high = codec.encode(crop, 0), codec.encode(crop, 1)

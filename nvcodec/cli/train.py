@@ -46,6 +46,12 @@ def train_image(
         str | None,
         typer.Option(help="With --init: new quality levels as comma-separated latent gains."),
     ] = None,
+    lmbdas: Annotated[
+        str | None,
+        typer.Option(
+            help="Distortion weight per level, comma-separated (default: CompressAI's 8)."
+        ),
+    ] = None,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -63,6 +69,7 @@ def train_image(
         init=init,
         classes=classes,
         gains=gains,
+        **({"lmbdas": tuple(float(v) for v in lmbdas.split(","))} if lmbdas else {}),
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     checkpoint = out / "checkpoint.pt"
