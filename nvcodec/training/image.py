@@ -7,11 +7,16 @@ The recipe, in order (``nvcodec train image`` runs it; every step is seeded):
    quality level per step, with checkpoints to resume from.
 3. ``export``: every level's density is finalized into integer CDF tables, then the weights go to
    the store as safetensors + manifest with the recipe.
+
+A trained model can be refit without touching its transforms (``reconfigured`` +
+``fit_densities``): new quality levels (gains) and/or several density classes per level.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -306,10 +311,12 @@ def new_model(config: ImageCodecConfig, sampler: CropSampler, seed: int) -> Wave
 
 
 def recipe_of(settings: TrainSettings, seconds: float) -> dict[str, Any]:
+    """What a manifest records: the settings, time, software and machine."""
     return {
         **asdict(settings),
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
