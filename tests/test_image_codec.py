@@ -167,3 +167,15 @@ def test_mutated_payloads_fail_cleanly(
     except BitstreamError:
         return
     assert decoded.pixels.dtype == np.uint8 and decoded.pixels.ndim == 3
+
+
+def test_weights_that_do_not_fit_the_config_are_a_model_error(tmp_path: Path) -> None:
+    from nvcodec.errors import ModelError
+    from nvcodec.models.store import load_model, save_model
+
+    stored = load_model("image-wavelet")
+    tensors = {k: v for k, v in stored.tensors.items() if not k.startswith("refiner.")}
+    config = stored.manifest.config
+    save_model(tmp_path, "broken", stored.manifest.architecture, config, tensors)
+    with pytest.raises(ModelError, match="weights do not fit"):
+        ImageCodec(load_model("broken", search=[tmp_path]))
