@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -62,6 +63,18 @@ def as_pixels(image: Pixels) -> np.ndarray:
             image = torch.round(image.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0)
         return image.detach().cpu().numpy()
     return image
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the networks on one thread: torch's float convolutions sum in a thread-count
+    dependent order, and a file must decode to the same pixels whatever ``--threads`` says."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice]]:
@@ -125,10 +138,11 @@ class ImageCodec:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
         # The analysis is local to each wavelet block, so rows can be coded strip by strip.
         strip = TILE_LATENT * block
-        parts = [
-            torch.round(self.model.encode_latent(x[:, :, top : top + strip], quality))
-            for top in range(0, x.shape[2], strip)
-        ]
+        with _one_thread():
+            parts = [
+                torch.round(self.model.encode_latent(x[:, :, top : top + strip], quality))
+                for top in range(0, x.shape[2], strip)
+            ]
         return torch.cat(parts, dim=2)
 
     def encode(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> bytes:
@@ -167,7 +181,8 @@ class ImageCodec:
         for rows, cols in _tiles(lat_h, lat_w):
             view = latent[:, :, rows, cols]
             view.copy_(entropy_model.decompress(reader.chunk(), tuple(view.shape)))
-        planes = [self._synthesize(latent, quality)[:height, :width]]
+        with _one_thread():
+            planes = [self._synthesize(latent, quality)[:height, :width]]
         alpha = reader.chunk()
         reader.finish()
         if channels in (1, 2):
