@@ -22,6 +22,7 @@ from PIL import Image
 
 from nvcodec.container import StreamInfo, StreamKind
 from nvcodec.errors import BitstreamError, ModelError, NvcodecError
+from nvcodec.io.image import to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import StoredModel, load_model
 
@@ -219,8 +220,7 @@ def _color_planes(pixels: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected (H, W, 1..4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ValueError("image is empty")
-    color = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
-    return np.ascontiguousarray(color)
+    return np.ascontiguousarray(to_rgb(pixels))
 
 
 def _png_bytes(plane: np.ndarray) -> bytes:

@@ -37,6 +37,11 @@ def _to_supported_mode(image: Image.Image, path: Path) -> Image.Image:
     return image.convert("RGBA" if has_alpha else "RGB")
 
 
+def to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colour of (H, W, 1..4) pixels: alpha dropped, gray replicated."""
+    return pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, C) uint8, applying its EXIF orientation."""
     path = Path(path)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from nvcodec.entropy import fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
-from nvcodec.io.image import IMAGE_SUFFIXES, read_image
+from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest, save_model
 from nvcodec.transforms.wavelet import packet_forward
@@ -86,7 +86,7 @@ class CropSampler:
             top = self.rng.randrange(img.shape[0] - self.crop + 1)
             left = self.rng.randrange(img.shape[1] - self.crop + 1)
             patch = img[top : top + self.crop, left : left + self.crop]
-            color = patch[..., :3] if patch.shape[2] >= 3 else np.repeat(patch[..., :1], 3, 2)
+            color = to_rgb(patch)
             if self.rng.random() < 0.5:
                 color = color[:, ::-1]
             crops.append(torch.from_numpy(np.ascontiguousarray(color)).permute(2, 0, 1))
@@ -276,7 +276,7 @@ def load_validation(directory: Path, count: int = 4) -> list[torch.Tensor]:
     """The first ``count`` images of a folder (Kodak) as (1, 3, H, W) tensors in [-0.5, 0.5]."""
     images = [read_image(p) for p in image_paths([directory], allow_kodak=True)[:count]]
     return [
-        torch.from_numpy(img[..., :3].copy()).permute(2, 0, 1)[None] / 255.0 - 0.5 for img in images
+        torch.from_numpy(to_rgb(img).copy()).permute(2, 0, 1)[None] / 255.0 - 0.5 for img in images
     ]
 
 
