@@ -40,7 +40,8 @@ def _version(value: bool) -> None:
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads for torch (training and benches)."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
