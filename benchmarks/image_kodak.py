@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from scipy.interpolate import PchipInterpolator
 
+from nvcodec.codecs.files import write_image_container
 from nvcodec.codecs.image import ImageCodec
-from nvcodec.container import ContainerWriter, Packet
 from nvcodec.io.image import read_image
 from nvcodec.models.store import load_model
 
@@ -71,12 +71,11 @@ def nvcodec_point(codec: ImageCodec, images: list[np.ndarray], quality: int, scr
         t1 = time.perf_counter()
         decoded = codec.decode(payload).pixels
         t2 = time.perf_counter()
-        path = scratch / "image.nvc"
-        stream = codec.stream_info(*pixels.shape)
-        with ContainerWriter(path, [stream], overwrite=True) as writer:
-            writer.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))
+        size = write_image_container(
+            scratch / "image.nvc", codec, pixels.shape, payload, overwrite=True
+        )
         megapixels = pixels.shape[0] * pixels.shape[1] / 1e6
-        bpps.append(path.stat().st_size * 8 / (megapixels * 1e6))
+        bpps.append(size * 8 / (megapixels * 1e6))
         psnrs.append(psnr(decoded, pixels))
         enc.append(megapixels / (t1 - t0))
         dec.append(megapixels / (t2 - t1))

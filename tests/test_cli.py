@@ -70,6 +70,8 @@ def test_target_bpp_picks_a_level_within_it(tmp_path: Path, small_png: Path) -> 
     assert code == 0
     payload_bits = json.loads(run("info", coded, "--json")[1])["streams"][0]["payload_bytes"] * 8
     assert payload_bits / (192 * 128) <= 0.6
+    code, out, _ = run("encode", small_png, coded, "--bpp", "0.001", "--force")
+    assert code == 0 and "quality 0" in out  # nothing fits: the smallest level
 
 
 def test_outputs_are_never_overwritten_without_force(tmp_path: Path, small_png: Path) -> None:

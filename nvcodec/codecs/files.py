@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def _pick_quality(codec: ImageCodec, pixels: np.ndarray, target_bpp: float) -> t
     """Highest quality whose payload stays within ``target_bpp`` (the lowest if none does)."""
     pixel_count = pixels.shape[0] * pixels.shape[1]
     low, high = 0, codec.model.qualities - 1
-    best = (0, codec.encode(pixels, 0))
+    best: tuple[int, bytes] | None = None
     while low <= high:
         middle = (low + high) // 2
         payload = codec.encode(pixels, middle)
@@ -35,7 +36,24 @@ def _pick_quality(codec: ImageCodec, pixels: np.ndarray, target_bpp: float) -> t
             best, low = (middle, payload), middle + 1
         else:
             high = middle - 1
-    return best
+    # When no level fits, the search ended by trying level 0: that payload is the answer.
+    return best if best is not None else (0, payload)
+
+
+def write_image_container(
+    output: Path,
+    codec: ImageCodec,
+    shape: tuple[int, ...],
+    payload: bytes,
+    *,
+    overwrite: bool = False,
+    protect: Sequence[Path] = (),
+) -> int:
+    """Write one coded image of (H, W, C) ``shape`` as a one-stream .nvc; returns its size."""
+    stream = codec.stream_info(*shape)
+    with ContainerWriter(output, [stream], overwrite=overwrite, protect=protect) as writer:
+        writer.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))
+    return output.stat().st_size
 
 
 def encode_file(
@@ -65,10 +83,9 @@ def encode_file(
             payload = codec.encode(pixels, chosen)
     except ValueError as e:  # the image itself is unsuitable (e.g. too large)
         raise NvcodecError(f"{source}: {e}") from None
-    stream = codec.stream_info(pixels.shape[0], pixels.shape[1], pixels.shape[2])
-    with ContainerWriter(output, [stream], overwrite=overwrite, protect=[source]) as w:
-        w.write(Packet(stream=0, pts=0, duration=1, keyframe=True, payload=payload))
-    size = output.stat().st_size
+    size = write_image_container(
+        output, codec, pixels.shape, payload, overwrite=overwrite, protect=[source]
+    )
     return EncodeReport(output, size, chosen, size * 8 / (pixels.shape[0] * pixels.shape[1]))
 
 
