@@ -284,12 +284,6 @@ class EntropyBottleneck(nn.Module):
             bits[escaped] += escape.code_lengths(escaped_values, lo, hi)
         return bits
 
-    def code_lengths(self, y: Tensor) -> Tensor:
-        """Bits each element of ``round(y)`` costs, shaped like ``y``."""
-        bits = self.symbol_costs(self.integer_values(y))
-        channel_first = (self.channels, y.shape[0], *y.shape[2:])
-        return torch.from_numpy(bits).reshape(channel_first).transpose(0, 1)
-
     def entropy_estimate_bits(self, y: Tensor) -> float:
         """Ideal code length of ``compress(y)`` under the integer tables (escapes included)."""
         tables, indices, escapes = self._symbols(self.integer_values(y))
