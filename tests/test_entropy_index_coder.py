@@ -65,8 +65,8 @@ def test_out_of_range_index_names_the_codebook(
 
 
 def test_bad_shapes_are_rejected(coder: IndexCoder) -> None:
-    with pytest.raises(ValueError, match=r"shape \(T, 8\)"):
-        coder.encode(np.zeros((4, 7), np.int64))
+    with pytest.raises(ValueError, match=r"shape \(T, 1..8\)"):
+        coder.encode(np.zeros((4, 9), np.int64))
     with pytest.raises(ValueError, match="integers"):
         coder.encode(np.zeros((4, 8)))
     with pytest.raises(ValueError, match="out of range for codebook 0"):
@@ -88,3 +88,14 @@ def test_tables_export_and_import(coder: IndexCoder) -> None:
 def test_empty_stream(coder: IndexCoder) -> None:
     empty = np.zeros((0, K), np.int64)
     assert coder.decode(coder.encode(empty), 0).shape == (0, K)
+
+
+def test_first_codebooks_only(coder: IndexCoder) -> None:
+    """A stream using the first k codebooks codes them with the first k tables."""
+    indices = zipf_indices(200, seed=4)
+    prefix = indices[:, :3]
+    data = coder.encode(prefix)
+    assert np.array_equal(coder.decode(data, 200, codebooks=3), prefix)
+    assert len(data) < len(coder.encode(indices))
+    with pytest.raises(ValueError, match="codebooks must be 1..8"):
+        coder.decode(data, 200, codebooks=9)

@@ -124,3 +124,87 @@ def train_image(
         made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
     manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")
+
+
+@train_app.command("audio")
+@user_errors
+def train_audio(
+    data: Annotated[list[Path], typer.Option("--data", help="Folder(s) of training audio.")],
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints and the model.")] = Path(
+        "runs/audio"
+    ),
+    model_id: Annotated[str, typer.Option(help="Id of the exported model.")] = "audio-rvq",
+    steps: Annotated[int, typer.Option(min=0, help="Training steps.")] = 8000,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Segment length.")] = 1.0,
+    lr: Annotated[float, typer.Option()] = 5e-4,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if present.")
+    ] = False,
+    val: Annotated[
+        Path | None, typer.Option(help="Folder of held-out audio (first 4 files are used).")
+    ] = None,
+    val_every: Annotated[int, typer.Option(min=1)] = 500,
+) -> None:
+    """Train the RVQ audio codec: spectral + mel losses, quantizer dropout, index tables."""
+    from nvcodec.models.audio_codec import AudioCodecConfig, SpectralAudioCodec
+    from nvcodec.training import audio as recipe
+    from nvcodec.training.image import recipe_of
+
+    began = time.monotonic()
+    settings = recipe.AudioTrainSettings(
+        data=tuple(str(d) for d in data),
+        steps=steps,
+        batch=batch,
+        seconds=seconds,
+        lr=lr,
+        seed=seed,
+    )
+    checkpoint = out / "checkpoint.pt"
+    start, optimizer_state = 0, None
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model = SpectralAudioCodec(AudioCodecConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+        start, optimizer_state = state["step"], state["optimizer"]
+    else:
+        torch.manual_seed(seed)
+        model = SpectralAudioCodec(AudioCodecConfig())
+    rate = model.config.sample_rate
+    clips = recipe.load_clips(recipe.audio_paths(data), rate)
+    sampler = recipe.SegmentSampler(clips, round(seconds * rate), seed + start)
+    validation = recipe.load_clips(recipe.audio_paths([val])[:4], rate) if val else []
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns) as bar:
+        task = bar.add_task("train audio", total=steps, completed=start, stats="")
+
+        def report(step: int, stats: dict[str, float]) -> None:
+            text = " ".join(f"{k} {v:.3f}" for k, v in stats.items())
+            bar.update(task, completed=step, stats=text)
+            if validation and step % val_every == 0:
+                points = recipe.validate(model, validation, (2, 8, 16))
+                line = "  ".join(
+                    f"{k} books: mel {m:.3f} SI-SDR {s:.2f} dB" for k, (m, s) in points.items()
+                )
+                bar.console.print(f"step {step} val {line}")
+
+        recipe.train(
+            model,
+            sampler,
+            settings,
+            checkpoint,
+            start_step=start,
+            optimizer_state=optimizer_state,
+            progress=report,
+        )
+    index_coder = recipe.fit_index_coder(model, clips)
+    made = recipe_of(settings, time.monotonic() - began)
+    manifest = recipe.export(model, index_coder, out, model_id, made, overwrite=True)
+    typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

@@ -2,7 +2,8 @@
 
 Indices of shape (T, K) with column k drawn from codebook k of size N_k are coded i.i.d. per
 codebook: one integer table per codebook, fitted once on training data and shipped with the
-weights, one coder call per codebook.
+weights, one coder call per codebook. A stream may use only the first k codebooks (a lower
+bitrate of a residual quantizer): it is coded with the first k tables.
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ class IndexCoder:
         return cls(CdfTables.from_probabilities(counts))
 
     def encode(self, indices: np.ndarray) -> bytes:
-        """Code a (T, K) array; an index outside its codebook raises ValueError."""
+        """Code a (T, k) array, k <= K; an index outside its codebook raises ValueError."""
         indices = _checked(indices, self.codebook_sizes)
         return coder.encode(self.tables, ((indices[:, k], k) for k in range(indices.shape[1])))
 
-    def decode(self, data: bytes, num_frames: int) -> np.ndarray:
-        """Decode ``num_frames`` rows into an int64 (T, K) array; bad data: BitstreamError."""
-        groups = [(num_frames, k) for k in range(self.tables.num_tables)]
+    def decode(self, data: bytes, num_frames: int, codebooks: int | None = None) -> np.ndarray:
+        """Decode ``num_frames`` rows of the first ``codebooks`` (default all) columns into an
+        int64 array; bad data: BitstreamError."""
+        count = self.tables.num_tables if codebooks is None else codebooks
+        if not 0 < count <= self.tables.num_tables:
+            raise ValueError(f"codebooks must be 1..{self.tables.num_tables}, got {count}")
+        groups = [(num_frames, k) for k in range(count)]
         return np.stack(coder.decode(self.tables, data, groups), axis=1).astype(np.int64)
 
     def entropy_bits(self, indices: np.ndarray) -> float:
@@ -63,11 +68,14 @@ class IndexCoder:
 
 
 def _checked(indices: np.ndarray, codebook_sizes: Sequence[int]) -> np.ndarray:
-    """``indices`` as an array, after checking its shape and that each index fits its codebook."""
+    """``indices`` as an array, after checking its shape (T, k <= K) and that each index fits
+    its codebook."""
     indices = np.asarray(indices)
-    sizes = np.array(codebook_sizes)
-    if indices.ndim != 2 or indices.shape[1] != len(sizes):
-        raise ValueError(f"indices must have shape (T, {len(sizes)}), got {indices.shape}")
+    if indices.ndim != 2 or not 0 < indices.shape[1] <= len(codebook_sizes):
+        raise ValueError(
+            f"indices must have shape (T, 1..{len(codebook_sizes)}), got {indices.shape}"
+        )
+    sizes = np.array(codebook_sizes[: indices.shape[1]])
     if not np.issubdtype(indices.dtype, np.integer):
         raise ValueError(f"indices must be integers, got {indices.dtype}")
     bad = (indices < 0) | (indices >= sizes)

@@ -1,0 +1,56 @@
+"""What every benchmarked codec provides, whatever its media kind.
+
+A bench codec turns one :class:`MediaItem` at one rate setting into real bytes and a decoded
+signal (:class:`CodedItem`); the runner measures quality and speed from those, never from an
+estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+MediaKind = Literal["image", "video", "audio"]
+Setting = int | float | str
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One benchmark input, decoded once.
+
+    ``data`` is (H, W, 3) uint8 RGB for images, (T, H, W, 3) uint8 RGB for video and
+    (channels, samples) float32 for audio; ``rate`` is frames/s (video), Hz (audio), 0 (image).
+    """
+
+    name: str
+    path: Path
+    kind: MediaKind
+    data: np.ndarray
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class CodedItem:
+    """The result of coding one item: whole-file bytes, the decoded signal, wall times.
+
+    ``decoded`` has the shape and dtype of ``MediaItem.data``; times exclude model and
+    library loading.
+    """
+
+    num_bytes: int
+    decoded: np.ndarray
+    encode_seconds: float
+    decode_seconds: float
+
+
+class BenchCodec(Protocol):
+    """A codec the bench sweeps: ``settings`` from lowest to highest rate."""
+
+    name: str
+    kind: MediaKind
+    settings: tuple[Setting, ...]
+
+    def code(self, item: MediaItem, setting: Setting) -> CodedItem: ...
