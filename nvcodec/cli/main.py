@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from nvcodec import __version__
+from nvcodec.cli.bench import bench
 from nvcodec.cli.errors import settings, user_errors, warn
 from nvcodec.cli.info import describe_container, render_description
 from nvcodec.cli.train import train_app
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(train_app, name="train")
+app.command("bench")(bench)
 
 
 def _version(value: bool) -> None:
@@ -95,29 +97,41 @@ def models(
 @app.command()
 @user_errors
 def encode(
-    source: Annotated[Path, typer.Argument(help="Input media file (image so far).")],
+    source: Annotated[Path, typer.Argument(help="Input image or audio file.")],
     output: Annotated[Path, typer.Argument(help="Output .nvc file.")],
     quality: Annotated[
-        int | None, typer.Option("--quality", "-q", min=0, help="Quality level (0 = smallest).")
+        int | None,
+        typer.Option("--quality", "-q", min=0, help="Image quality level (0 = smallest)."),
     ] = None,
     bpp: Annotated[
-        float | None, typer.Option("--bpp", min=0.0, help="Pick the level that fits this bpp.")
+        float | None,
+        typer.Option("--bpp", min=0.0, help="Image: pick the level that fits this bpp."),
     ] = None,
-    model: Annotated[str, typer.Option(help="Model id from `nvcodec models`.")] = "image-wavelet",
+    bitrate: Annotated[
+        str | None,
+        typer.Option("--bitrate", "-b", help="Audio: 1.5k, 3k, 6k (default) or 12k per channel."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model id from `nvcodec models` (default: the kind's).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
 ) -> None:
-    """Encode a media file into an .nvc container."""
+    """Encode an image or audio file (or a video's audio track) into an .nvc container."""
+    from nvcodec.codecs.audio import parse_bitrate
     from nvcodec.codecs.files import encode_file
 
     if quality is not None and bpp is not None:
         raise typer.BadParameter("give --quality or --bpp, not both")
     report = encode_file(
-        source, output, quality=quality, target_bpp=bpp, model_id=model, overwrite=force
+        source,
+        output,
+        quality=quality,
+        target_bpp=bpp,
+        bitrate=parse_bitrate(bitrate) if bitrate is not None else None,
+        model_id=model,
+        overwrite=force,
     )
-    Console().print(
-        f"{report.output}: {report.bytes:,} bytes, quality {report.quality}, "
-        f"{report.bpp:.4f} bpp (whole file)"
-    )
+    Console().print(f"{report.output}: {report.bytes:,} bytes, {report.setting}, {report.rate}")
 
 
 @app.command()
@@ -134,3 +148,37 @@ def decode(
     if report.damage:
         warn(report.damage)
     Console().print(f"{report.output}: written")
+
+
+@app.command()
+@user_errors
+def tokenize(
+    source: Annotated[Path, typer.Argument(help="Input audio file (or a video's audio track).")],
+    output: Annotated[Path, typer.Argument(help="Output .npy of tokens.")],
+    codebooks: Annotated[
+        int, typer.Option("--codebooks", "-k", min=1, help="Codebooks per frame (8 = 6 kbps).")
+    ] = 8,
+    model: Annotated[str, typer.Option(help="Audio model id.")] = "audio-rvq",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+) -> None:
+    """Audio -> integer RVQ tokens for language models: an int16 .npy of shape
+    (channels, frames, codebooks) at 75 frames/s (24 kHz, hop 320)."""
+    from nvcodec.codecs.tokens import tokenize_file
+
+    tokens = tokenize_file(source, output, codebooks=codebooks, model_id=model, overwrite=force)
+    Console().print(f"{output}: tokens {tuple(tokens.shape)} (channels, frames, codebooks)")
+
+
+@app.command()
+@user_errors
+def detokenize(
+    source: Annotated[Path, typer.Argument(help="A .npy of tokens from `nvcodec tokenize`.")],
+    output: Annotated[Path, typer.Argument(help="Output audio file (24 kHz; format from ext).")],
+    model: Annotated[str, typer.Option(help="Audio model id.")] = "audio-rvq",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+) -> None:
+    """Integer RVQ tokens -> audio at the model rate (24 kHz)."""
+    from nvcodec.codecs.tokens import detokenize_file
+
+    detokenize_file(source, output, model_id=model, overwrite=force)
+    Console().print(f"{output}: written")

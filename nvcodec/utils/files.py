@@ -29,7 +29,7 @@ def atomic_output(
     rename. On any exception, KeyboardInterrupt included, the temp file is removed. ``protect``
     lists inputs the target must not be (checked by identity, so links are caught too).
     """
-    _check_target(path, overwrite, protect)
+    check_target(path, overwrite, protect)
     target = Path(path)
     temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     # os.open with 0o666 (not mkstemp's 0o600) so the output gets the usual umask permissions.
@@ -40,14 +40,14 @@ def atomic_output(
             file.flush()
             os.fsync(file.fileno())
         # Checked again: the target may have appeared while the output was being written.
-        _check_target(path, overwrite, protect)
+        check_target(path, overwrite, protect)
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
 
 
-def _check_target(path: StrPath, overwrite: bool, protect: Sequence[StrPath]) -> None:
+def check_target(path: StrPath, overwrite: bool, protect: Sequence[StrPath]) -> None:
     """Refuse to write over an input, or over an existing file unless asked to."""
     exists = os.path.exists(path)
     for source in protect:

@@ -1,0 +1,131 @@
+"""What the bench knows per media kind: codecs, how items load, how quality and rate are measured.
+
+The runner is generic; everything kind-specific is one :class:`MediaBench` entry in ``MEDIA``.
+Video and audio entries go at the end of this file (``MEDIA["video"] = MediaBench(...)``,
+``MEDIA["audio"] = ...``) with their codec factories (``nvcodec/bench/video_codecs.py``,
+``audio_codecs.py``), loaders and metrics (``video_metrics.py``, ``audio_metrics.py``);
+until then ``nvcodec bench video|audio`` says that no codecs are registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nvcodec.bench import image_codecs
+from nvcodec.bench.base import BenchCodec, MediaItem, MediaKind
+from nvcodec.bench.image_metrics import image_derived, image_metrics
+from nvcodec.errors import NvcodecError
+from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
+
+# (option after "name:" in a codec spec, or None; CPU threads the codec may use) -> codec.
+CodecFactory = Callable[[str | None, int], BenchCodec]
+
+
+@dataclass(frozen=True)
+class MediaBench:
+    """One media kind's bench.
+
+    ``metrics`` gives an item's quality values from its decoded signal; ``derived`` adds values
+    computed from those (applied to each item and to each setting's means, e.g. MS-SSIM in dB
+    from the mean MS-SSIM, as CompressAI plots it). ``quality_metrics`` are the BD-rate axes,
+    the first one the headline. ``rate`` turns an item's whole-file byte count into
+    ``rate_unit``; ``size`` is the amount of media speed is measured in (``speed_unit``).
+    """
+
+    kind: MediaKind
+    codecs: dict[str, CodecFactory]
+    default_codecs: tuple[str, ...]
+    default_anchors: tuple[str, ...]
+    default_dataset: str
+    discover: Callable[[Path], list[Path]]
+    load: Callable[[Path, str], MediaItem]
+    metrics: Callable[[MediaItem, np.ndarray], dict[str, float]]
+    derived: Callable[[dict[str, float]], dict[str, float]]
+    quality_metrics: tuple[str, ...]
+    rate_unit: str
+    rate: Callable[[MediaItem, int], float]
+    speed_unit: str
+    size: Callable[[MediaItem], float]
+
+
+def _plain(make: Callable[[int], BenchCodec], name: str) -> CodecFactory:
+    """A factory for a codec that takes no ``name:option``."""
+
+    def factory(option: str | None, threads: int) -> BenchCodec:
+        if option is not None:
+            raise NvcodecError(f"codec {name!r} takes no option (got {name}:{option})")
+        return make(threads)
+
+    return factory
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _load_image(path: Path, name: str) -> MediaItem:
+    return MediaItem(name=name, path=path, kind="image", data=to_rgb(read_image(path)))
+
+
+def _pixels(item: MediaItem) -> int:
+    return item.data.shape[0] * item.data.shape[1]
+
+
+MEDIA: dict[MediaKind, MediaBench] = {
+    "image": MediaBench(
+        kind="image",
+        codecs={
+            "nvcodec": lambda option, threads: image_codecs.NvcodecImage.load(option),
+            "jpeg": _plain(
+                lambda _: image_codecs.PillowCodec("jpeg", "JPEG", image_codecs.JPEG_QUALITIES),
+                "jpeg",
+            ),
+            "webp": _plain(
+                lambda _: image_codecs.PillowCodec(
+                    "webp", "WEBP", image_codecs.WEBP_QUALITIES, method=image_codecs.WEBP_METHOD
+                ),
+                "webp",
+            ),
+            "avif": _plain(lambda threads: image_codecs.avif("avif", "420", threads), "avif"),
+            "avif444": _plain(
+                lambda threads: image_codecs.avif("avif444", "444", threads), "avif444"
+            ),
+            "jpegxl": _plain(image_codecs.jpeg_xl, "jpegxl"),
+            "jpeg2000": _plain(image_codecs.jpeg_2000, "jpeg2000"),
+        },
+        default_codecs=("nvcodec", "jpeg", "webp", "avif", "avif444", "jpegxl", "jpeg2000"),
+        default_anchors=("webp", "jpeg"),
+        default_dataset="kodak",
+        discover=_image_files,
+        load=_load_image,
+        metrics=image_metrics,
+        derived=image_derived,
+        quality_metrics=("psnr-rgb", "ms-ssim-db"),
+        rate_unit="bpp",
+        rate=lambda item, num_bytes: num_bytes * 8 / _pixels(item),
+        speed_unit="MP/s",
+        size=lambda item: _pixels(item) / 1e6,
+    ),
+}
+
+
+def media_bench(kind: MediaKind) -> MediaBench:
+    try:
+        return MEDIA[kind]
+    except KeyError:
+        raise NvcodecError(f"no {kind} codecs are registered for the bench yet") from None
+
+
+def make_codec(bench: MediaBench, spec: str, threads: int) -> BenchCodec:
+    """A codec from ``name`` or ``name:option`` (e.g. ``nvcodec:runs/image`` for a model)."""
+    name, _, option = spec.partition(":")
+    try:
+        factory = bench.codecs[name]
+    except KeyError:
+        known = ", ".join(bench.codecs)
+        raise NvcodecError(f"unknown {bench.kind} codec {name!r} (known: {known})") from None
+    return factory(option or None, threads)
