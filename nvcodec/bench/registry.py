@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.bench import image_codecs
+from nvcodec.bench import datasets, image_codecs, video_codecs
 from nvcodec.bench.base import BenchCodec, MediaItem, MediaKind
 from nvcodec.bench.image_metrics import image_derived, image_metrics
+from nvcodec.bench.video_metrics import video_metrics
 from nvcodec.errors import NvcodecError
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
+from nvcodec.io.video import VIDEO_SUFFIXES, read_video
 
 # (option after "name:" in a codec spec, or None; CPU threads the codec may use) -> codec.
 CodecFactory = Callable[[str | None, int], BenchCodec]
@@ -129,3 +131,57 @@ def make_codec(bench: MediaBench, spec: str, threads: int) -> BenchCodec:
         known = ", ".join(bench.codecs)
         raise NvcodecError(f"unknown {bench.kind} codec {name!r} (known: {known})") from None
     return factory(option or None, threads)
+
+
+# Video: classical baselines through PyAV (video_codecs.py).
+
+# Frame rates of registered frame-folder sets (image files carry none; others get 25 fps).
+_FOLDER_FRAME_RATES = {datasets.DATASETS["hevc_classD"].folder: 50.0}
+
+
+def _video_items(folder: Path) -> list[Path]:
+    """Video files under ``folder`` and the folders of image frames there."""
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES]
+    frames = {p.parent for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    return sorted([*files, *frames])
+
+
+def _load_video(path: Path, name: str) -> MediaItem:
+    rate = next((r for f, r in _FOLDER_FRAME_RATES.items() if f in path.parts), None)
+    video = read_video(path, frame_rate=rate)
+    return MediaItem(name=name, path=path, kind="video", data=video.frames, rate=video.rate)
+
+
+def _video_codec(name: str) -> CodecFactory:
+    """A baseline whose ``name:N`` option is the keyframe interval (default DEFAULT_GOP)."""
+
+    def factory(option: str | None, threads: int) -> BenchCodec:
+        if option is not None and not (option.isdigit() and int(option) > 0):
+            raise NvcodecError(f"codec {name!r}: the option is the GOP in frames, got {option!r}")
+        gop = int(option) if option else video_codecs.DEFAULT_GOP
+        return {c.name: c for c in video_codecs.classical_video_codecs(gop, threads)}[name]
+
+    return factory
+
+
+def _frames(item: MediaItem) -> int:
+    return item.data.shape[0]
+
+
+_VIDEO_CODECS = tuple(c.name for c in video_codecs.classical_video_codecs())
+MEDIA["video"] = MediaBench(
+    kind="video",
+    codecs={name: _video_codec(name) for name in _VIDEO_CODECS},
+    default_codecs=_VIDEO_CODECS,
+    default_anchors=("x264-medium",),
+    default_dataset="hevc_classD",
+    discover=_video_items,
+    load=_load_video,
+    metrics=video_metrics,
+    derived=lambda values: {},
+    quality_metrics=("psnr-rgb", "psnr-y"),
+    rate_unit="bpp",
+    rate=lambda item, num_bytes: num_bytes * 8 / item.data[..., 0].size,
+    speed_unit="fps",
+    size=_frames,
+)
