@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -25,6 +24,7 @@ from nvcodec.errors import BitstreamError, ModelError, NvcodecError
 from nvcodec.io.image import to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import StoredModel, load_model
+from nvcodec.utils.threads import one_thread
 
 CODEC_ID = "nvc-image-wavelet"
 DEFAULT_MODEL = "image-wavelet"
@@ -64,18 +64,6 @@ def as_pixels(image: Pixels) -> np.ndarray:
             image = torch.round(image.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0)
         return image.detach().cpu().numpy()
     return image
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the networks on one thread: torch's float convolutions sum in a thread-count
-    dependent order, and a file must decode to the same pixels whatever ``--threads`` says."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice]]:
@@ -139,7 +127,7 @@ class ImageCodec:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
         # The analysis is local to each wavelet block, so rows can be coded strip by strip.
         strip = TILE_LATENT * block
-        with _one_thread():
+        with one_thread():
             parts = [
                 torch.round(self.model.encode_latent(x[:, :, top : top + strip], quality))
                 for top in range(0, x.shape[2], strip)
@@ -182,7 +170,7 @@ class ImageCodec:
         for rows, cols in _tiles(lat_h, lat_w):
             view = latent[:, :, rows, cols]
             view.copy_(entropy_model.decompress(reader.chunk(), tuple(view.shape)))
-        with _one_thread():
+        with one_thread():
             planes = [self._synthesize(latent, quality)[:height, :width]]
         alpha = reader.chunk()
         reader.finish()

@@ -1,14 +1,18 @@
 """Audio files <-> float32 arrays through PyAV (FFmpeg): wav, flac, mp3, ogg, m4a, video tracks.
 
-Arrays are (channels, samples) float32 in [-1, 1] at the file's own sample rate; ``resample``
-changes the rate with FFmpeg's resampler and keeps the exact expected length, so a signal
-resampled there and back has its original length.
+Arrays are (channels, samples) float32 in [-1, 1]. ``AudioReader`` streams blocks (optionally
+resampled on the fly) so an hour of audio never sits in memory; ``AudioWriter`` streams blocks
+out, resampling to the file's rate and cutting or padding to an exact length. ``read_audio``,
+``resample`` and ``write_audio`` are the whole-array conveniences on top.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import av
 import numpy as np
@@ -16,14 +20,14 @@ import numpy as np
 from nvcodec.errors import NvcodecError
 from nvcodec.utils.files import atomic_output
 
-# Output container per extension for write_audio (codec, sample format).
+# Output container per extension for AudioWriter: (container format, codec, sample format).
 _WRITERS = {
-    ".wav": ("pcm_s16le", "s16"),
-    ".flac": ("flac", "s16"),
-    ".ogg": ("libopus", "flt"),
-    ".opus": ("libopus", "flt"),
-    ".mp3": ("libmp3lame", "fltp"),
-    ".m4a": ("aac", "fltp"),
+    ".wav": ("wav", "pcm_s16le", "s16"),
+    ".flac": ("flac", "flac", "s16"),
+    ".ogg": ("ogg", "libopus", "flt"),
+    ".opus": ("ogg", "libopus", "flt"),
+    ".mp3": ("mp3", "libmp3lame", "fltp"),
+    ".m4a": ("ipod", "aac", "fltp"),
 }
 AUDIO_SUFFIXES = frozenset(_WRITERS) | {".aac", ".wma", ".aif", ".aiff"}
 
@@ -44,33 +48,72 @@ class Audio:
         return self.samples.shape[1] / self.rate
 
 
+def _layout(channels: int) -> av.AudioLayout:
+    return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels, f"{channels}c"))
+
+
+def _frame(samples: np.ndarray, rate: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32), format="fltp", layout=_layout(len(samples))
+    )
+    frame.sample_rate = rate
+    return frame
+
+
+class AudioReader:
+    """The first audio stream of a file, decoded block by block.
+
+    ``rate`` and ``channels`` are the stream's own; ``samples_read`` counts samples at that
+    rate, so a caller resampling on the fly still knows the exact original length.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as error:
+            raise NvcodecError(f"{self.path}: not a readable audio file ({error})") from None
+        if not self._container.streams.audio:
+            self._container.close()
+            raise NvcodecError(f"{self.path}: no audio stream")
+        self._stream = self._container.streams.audio[0]
+        self.rate: int = self._stream.codec_context.sample_rate
+        self.channels: int = self._stream.codec_context.channels
+        self.samples_read = 0
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._container.close()
+
+    def blocks(self, rate: int | None = None) -> Iterator[np.ndarray]:
+        """(channels, n) float32 blocks, resampled to ``rate`` when given."""
+        target = rate or self.rate
+        resampler = None
+        try:
+            for frame in self._container.decode(self._stream):
+                self.samples_read += frame.samples
+                if resampler is None:
+                    layout = _layout(self.channels)
+                    resampler = av.AudioResampler(format="fltp", layout=layout, rate=target)
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray()
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    yield out.to_ndarray()
+        except av.error.FFmpegError as error:
+            raise NvcodecError(f"{self.path}: audio cannot be decoded ({error})") from None
+
+
 def read_audio(path: str | Path, rate: int | None = None) -> Audio:
-    """Decode the first audio stream of ``path`` (optionally resampled to ``rate``)."""
-    path = Path(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise NvcodecError(f"{path}: no audio stream")
-            stream = container.streams.audio[0]
-            chunks = [frame.to_ndarray() for frame in _planar_float(container.decode(stream))]
-            source_rate = stream.codec_context.sample_rate
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise NvcodecError(f"{path}: not a readable audio file ({error})") from None
-    if not chunks:
-        raise NvcodecError(f"{path}: audio stream has no samples")
-    audio = Audio(np.concatenate(chunks, axis=1).astype(np.float32), source_rate)
-    return resample(audio, rate) if rate and rate != source_rate else audio
-
-
-def _planar_float(frames):
-    """Frames converted to planar float32 at their own rate and layout."""
-    resampler = None
-    for frame in frames:
-        if resampler is None:
-            resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.rate)
-        yield from resampler.resample(frame)
-    if resampler is not None:
-        yield from resampler.resample(None)
+    """Decode the first audio stream of ``path`` whole (optionally resampled to ``rate``)."""
+    with AudioReader(path) as reader:
+        blocks = list(reader.blocks())
+        if not blocks:
+            raise NvcodecError(f"{path}: audio stream has no samples")
+        audio = Audio(np.concatenate(blocks, axis=1), reader.rate)
+    return resample(audio, rate) if rate else audio
 
 
 def resample(audio: Audio, rate: int) -> Audio:
@@ -78,21 +121,109 @@ def resample(audio: Audio, rate: int) -> Audio:
     if rate == audio.rate:
         return audio
     expected = round(audio.samples.shape[1] * rate / audio.rate)
-    layout = {1: "mono", 2: "stereo"}.get(audio.channels)
-    if layout is None:  # FFmpeg layouts beyond stereo: resample channel by channel
-        rows = [resample(Audio(row[None], audio.rate), rate).samples[0] for row in audio.samples]
-        return Audio(np.stack(rows), rate)
-    frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(audio.samples, dtype=np.float32), format="fltp", layout=layout
-    )
-    frame.sample_rate = audio.rate
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    out = [f.to_ndarray() for f in resampler.resample(frame)]
+    resampler = av.AudioResampler(format="fltp", layout=_layout(audio.channels), rate=rate)
+    out = [f.to_ndarray() for f in resampler.resample(_frame(audio.samples, audio.rate))]
     out += [f.to_ndarray() for f in resampler.resample(None)]
     samples = np.concatenate(out, axis=1) if out else np.zeros((audio.channels, 0), np.float32)
-    if samples.shape[1] < expected:
-        samples = np.pad(samples, ((0, 0), (0, expected - samples.shape[1])))
-    return Audio(samples[:, :expected].astype(np.float32), rate)
+    return Audio(_exact_length(samples, expected), rate)
+
+
+def _exact_length(samples: np.ndarray, length: int) -> np.ndarray:
+    if samples.shape[1] < length:
+        samples = np.pad(samples, ((0, 0), (0, length - samples.shape[1])))
+    return samples[:, :length].astype(np.float32, copy=False)
+
+
+class AudioWriter:
+    """Writes (channels, n) blocks at ``source_rate`` to ``path`` at ``rate`` Hz, atomically.
+
+    The format follows the extension (wav, flac, ogg/opus, mp3, m4a); ``bitrate`` (bits/s)
+    sets the lossy ones' target. With ``length`` the file
+    gets exactly that many samples at ``rate`` (cut or zero-padded at the end), which
+    undoes the few samples a resampler gains or loses.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rate: int,
+        channels: int,
+        source_rate: int | None = None,
+        length: int | None = None,
+        bitrate: int | None = None,
+        overwrite: bool = False,
+        protect: tuple[Path, ...] = (),
+    ) -> None:
+        self.path = Path(path)
+        spec = _WRITERS.get(self.path.suffix.lower())
+        if spec is None:
+            raise NvcodecError(
+                f"{self.path}: unknown audio extension (use {', '.join(sorted(_WRITERS))})"
+            )
+        container_format, codec, sample_format = spec
+        self._source_rate = source_rate or rate
+        self._remaining = length
+        self._stack = contextlib.ExitStack()
+        file = self._stack.enter_context(
+            atomic_output(self.path, overwrite=overwrite, protect=protect)
+        )
+        self._container = self._stack.enter_context(av.open(file, "w", format=container_format))
+        coded_rate = 48000 if codec == "libopus" else rate
+        layout = _layout(channels)
+        self._stream = self._container.add_stream(codec, rate=coded_rate, layout=layout)
+        if bitrate is not None:  # lossy codecs only (Opus, MP3, AAC): target bits/s
+            self._stream.bit_rate = bitrate
+        # Blocks go to ``rate`` first (that is where ``length`` counts), then to the codec's
+        # sample format (and 48 kHz for Opus).
+        self._to_rate = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self._to_codec = av.AudioResampler(format=sample_format, layout=layout, rate=coded_rate)
+        self._rate, self._channels = rate, channels
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) float32 samples at ``source_rate``."""
+        if block.shape[0] != self._channels:
+            raise ValueError(f"block has {block.shape[0]} channels, writer {self._channels}")
+        if block.shape[1]:
+            frame = _frame(np.clip(block, -1.0, 1.0), self._source_rate)
+            for out in self._to_rate.resample(frame):
+                self._emit(out.to_ndarray())
+
+    def _emit(self, samples: np.ndarray) -> None:
+        if self._remaining is not None:
+            samples = samples[:, : self._remaining]
+            self._remaining -= samples.shape[1]
+        if samples.shape[1]:
+            for frame in self._to_codec.resample(_frame(samples, self._rate)):
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush, pad to ``length``, and move the finished file into place."""
+        for out in self._to_rate.resample(None):
+            self._emit(out.to_ndarray())
+        if self._remaining:
+            self._emit(np.zeros((self._channels, self._remaining), np.float32))
+        for frame in self._to_codec.resample(None):
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._stack.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:  # the temp file is removed; nothing appears under the output name
+            self._stack.__exit__(exc_type, exc, traceback)
 
 
 def write_audio(
@@ -103,40 +234,14 @@ def write_audio(
     overwrite: bool = False,
     protect: tuple[Path, ...] = (),
 ) -> None:
-    """Write ``audio`` atomically; the format follows the extension (wav, flac, ogg, mp3, m4a).
-
-    ``bitrate`` (bits/s) is the lossy encoders' target (None: their default). A rate the encoder
-    does not take (Opus codes 8/12/16/24/48 kHz) is resampled to the next one up it takes.
-    Encoder priming is marked in the container (Ogg pre-skip, MP4 edit list, LAME tag), so
-    :func:`read_audio` returns samples aligned with the input; AAC may add up to one frame
-    (1024 samples) of padding at the end.
-    """
-    path = Path(path)
-    codec_format = _WRITERS.get(path.suffix.lower())
-    if codec_format is None:
-        raise NvcodecError(f"{path}: unknown audio extension (use {', '.join(sorted(_WRITERS))})")
-    codec, sample_format = codec_format
-    layout = {1: "mono", 2: "stereo"}.get(audio.channels)
-    if layout is None:
-        raise NvcodecError(f"{path}: writing {audio.channels} channels is not supported")
-    clipped = np.clip(audio.samples, -1.0, 1.0).astype(np.float32)
-    container_format = {".opus": "ogg", ".m4a": "ipod"}.get(path.suffix.lower(), path.suffix[1:])
-    rates = sorted(av.codec.Codec(codec, "w").audio_rates or [audio.rate])
-    rate = next((r for r in rates if r >= audio.rate), rates[-1])
-    with atomic_output(path, overwrite=overwrite, protect=protect) as file:
-        try:
-            with av.open(file, "w", format=container_format) as container:
-                stream = container.add_stream(codec, rate=rate, layout=layout)
-                if bitrate is not None:
-                    stream.bit_rate = bitrate
-                resampler = av.AudioResampler(format=sample_format, layout=layout, rate=rate)
-                source = av.AudioFrame.from_ndarray(clipped, format="fltp", layout=layout)
-                source.sample_rate = audio.rate
-                source.pts = 0  # timestamps let the encoder mark its priming delay for the muxer
-                for frame in [*resampler.resample(source), *resampler.resample(None)]:
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-                for packet in stream.encode(None):
-                    container.mux(packet)
-        except av.error.FFmpegError as error:
-            raise NvcodecError(f"{path}: cannot write audio ({error})") from None
+    """Write ``audio`` atomically at its own rate; the format follows the extension."""
+    with AudioWriter(
+        path,
+        rate=audio.rate,
+        channels=audio.channels,
+        length=audio.samples.shape[1],
+        bitrate=bitrate,
+        overwrite=overwrite,
+        protect=protect,
+    ) as writer:
+        writer.write(audio.samples)

@@ -28,8 +28,14 @@ class CompressedSpectrum:
         return torch.hann_window(self.n_fft, dtype=like.dtype, device=like.device)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        # Zero padding at the ends (not reflection): defined for inputs of any length.
         spec = torch.stft(
-            wave, self.n_fft, self.hop, window=self._window(wave), return_complex=True
+            wave,
+            self.n_fft,
+            self.hop,
+            window=self._window(wave),
+            pad_mode="constant",
+            return_complex=True,
         ) / math.sqrt(self.n_fft)
         magnitude = spec.abs().clamp_min(1e-8)
         compressed = spec * magnitude ** (self.power - 1)
