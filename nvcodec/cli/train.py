@@ -173,7 +173,8 @@ def train_audio(
         model = SpectralAudioCodec(AudioCodecConfig())
     rate = model.config.sample_rate
     clips = recipe.load_clips(recipe.audio_paths(data), rate)
-    sampler = recipe.SegmentSampler(clips, round(seconds * rate), seed + start)
+    hop = model.config.hop
+    sampler = recipe.SegmentSampler(clips, max(1, round(seconds * rate / hop)) * hop, seed + start)
     validation = recipe.load_clips(recipe.audio_paths([val])[:4], rate) if val else []
     columns = [
         TextColumn("{task.description}"),
