@@ -97,5 +97,5 @@ def test_first_codebooks_only(coder: IndexCoder) -> None:
     data = coder.encode(prefix)
     assert np.array_equal(coder.decode(data, 200, codebooks=3), prefix)
     assert len(data) < len(coder.encode(indices))
-    with pytest.raises(ValueError, match="codebooks must be 1..8"):
+    with pytest.raises(ValueError, match=r"codebooks must be 1\.\.8"):
         coder.decode(data, 200, codebooks=9)
