@@ -140,7 +140,11 @@ class AudioWriter:
     The format follows the extension (wav, flac, ogg/opus, mp3, m4a); ``bitrate`` (bits/s)
     sets the lossy ones' target. With ``length`` the file
     gets exactly that many samples at ``rate`` (cut or zero-padded at the end), which
-    undoes the few samples a resampler gains or loses.
+    undoes the few samples a resampler gains or loses. A rate the codec does not take is coded
+    at the next one up it takes (Opus: 8, 12, 16, 24 or 48 kHz). Frames carry timestamps, so
+    the encoder's priming is marked in the container (Ogg pre-skip, MP4 edit list, LAME tag)
+    and :func:`read_audio` gives samples aligned with the input; AAC adds up to 1024 samples
+    of padding at the end.
     """
 
     def __init__(
@@ -169,16 +173,18 @@ class AudioWriter:
             atomic_output(self.path, overwrite=overwrite, protect=protect)
         )
         self._container = self._stack.enter_context(av.open(file, "w", format=container_format))
-        coded_rate = 48000 if codec == "libopus" else rate
+        rates = sorted(av.codec.Codec(codec, "w").audio_rates or [rate])
+        coded_rate = next((r for r in rates if r >= rate), rates[-1])
         layout = _layout(channels)
         self._stream = self._container.add_stream(codec, rate=coded_rate, layout=layout)
         if bitrate is not None:  # lossy codecs only (Opus, MP3, AAC): target bits/s
             self._stream.bit_rate = bitrate
         # Blocks go to ``rate`` first (that is where ``length`` counts), then to the codec's
-        # sample format (and 48 kHz for Opus).
+        # sample format and rate.
         self._to_rate = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         self._to_codec = av.AudioResampler(format=sample_format, layout=layout, rate=coded_rate)
         self._rate, self._channels = rate, channels
+        self._coded = 0  # samples sent to the encoder: the next frame's timestamp
 
     def __enter__(self) -> AudioWriter:
         return self
@@ -198,21 +204,30 @@ class AudioWriter:
             self._remaining -= samples.shape[1]
         if samples.shape[1]:
             for frame in self._to_codec.resample(_frame(samples, self._rate)):
-                for packet in self._stream.encode(frame):
-                    self._container.mux(packet)
+                self._encode(frame)
 
-    def close(self) -> None:
-        """Flush, pad to ``length``, and move the finished file into place."""
-        for out in self._to_rate.resample(None):
-            self._emit(out.to_ndarray())
-        if self._remaining:
-            self._emit(np.zeros((self._channels, self._remaining), np.float32))
-        for frame in self._to_codec.resample(None):
+    def _encode(self, frame: av.AudioFrame | None) -> None:
+        """Encode and mux one frame (None flushes the encoder)."""
+        if frame is not None:
+            frame.pts = self._coded
+            self._coded += frame.samples
+        try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._stack.close()
+        except av.error.FFmpegError as error:
+            raise NvcodecError(f"{self.path}: cannot write audio ({error})") from None
+
+    def close(self) -> None:
+        """Flush, pad to ``length``, and move the finished file into place (or, on an error,
+        remove the temp file)."""
+        with self._stack:
+            for out in self._to_rate.resample(None):
+                self._emit(out.to_ndarray())
+            if self._remaining:
+                self._emit(np.zeros((self._channels, self._remaining), np.float32))
+            for frame in self._to_codec.resample(None):
+                self._encode(frame)
+            self._encode(None)
 
     def __exit__(
         self,
