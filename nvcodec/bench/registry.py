@@ -1,10 +1,9 @@
 """What the bench knows per media kind: codecs, how items load, how quality and rate are measured.
 
 The runner is generic; everything kind-specific is one :class:`MediaBench` entry in ``MEDIA``.
-Video and audio entries go at the end of this file (``MEDIA["video"] = MediaBench(...)``,
-``MEDIA["audio"] = ...``) with their codec factories (``nvcodec/bench/video_codecs.py``,
-``audio_codecs.py``), loaders and metrics (``video_metrics.py``, ``audio_metrics.py``);
-until then ``nvcodec bench video|audio`` says that no codecs are registered.
+The video and audio entries are at the end of this file, with their codec factories
+(``nvcodec/bench/video_codecs.py``, ``audio_codecs.py``), loaders and metrics
+(``video_metrics.py``, ``audio_metrics.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.bench import datasets, image_codecs, video_codecs
+from nvcodec.bench import audio_codecs, datasets, image_codecs, video_codecs
+from nvcodec.bench.audio_metrics import audio_metrics
 from nvcodec.bench.base import BenchCodec, MediaItem, MediaKind
 from nvcodec.bench.image_metrics import image_derived, image_metrics
 from nvcodec.bench.video_metrics import video_metrics
 from nvcodec.errors import NvcodecError
+from nvcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.io.video import VIDEO_SUFFIXES, read_video
 
@@ -184,4 +185,52 @@ MEDIA["video"] = MediaBench(
     rate=lambda item, num_bytes: num_bytes * 8 / item.data[..., 0].size,
     speed_unit="fps",
     size=_frames,
+)
+
+
+# Audio: classical baselines through PyAV (audio_codecs.py).
+
+# Speech sets: their items also get PESQ-WB and STOI.
+_SPEECH_FOLDERS = frozenset(
+    datasets.DATASETS[name].folder for name in ("ljspeech", "librispeech_test_other", "vctk")
+)
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _load_audio(path: Path, name: str) -> MediaItem:
+    audio = read_audio(path)
+    return MediaItem(name=name, path=path, kind="audio", data=audio.samples, rate=audio.rate)
+
+
+def _audio_metrics(item: MediaItem, decoded: np.ndarray) -> dict[str, float]:
+    return audio_metrics(item, decoded, speech=not _SPEECH_FOLDERS.isdisjoint(item.path.parts))
+
+
+def _audio_codec(name: str) -> CodecFactory:
+    return _plain(lambda _: {c.name: c for c in audio_codecs.classical_audio_codecs()}[name], name)
+
+
+def _seconds(item: MediaItem) -> float:
+    return item.data.shape[1] / item.rate
+
+
+_AUDIO_CODECS = tuple(c.name for c in audio_codecs.classical_audio_codecs())
+MEDIA["audio"] = MediaBench(
+    kind="audio",
+    codecs={name: _audio_codec(name) for name in _AUDIO_CODECS},
+    default_codecs=_AUDIO_CODECS,
+    default_anchors=("opus",),
+    default_dataset="librispeech_test_other",
+    discover=_audio_files,
+    load=_load_audio,
+    metrics=_audio_metrics,
+    derived=lambda values: {},
+    quality_metrics=("pesq-wb", "stoi", "si-sdr", "mel-distance"),
+    rate_unit="kbps",
+    rate=lambda item, num_bytes: num_bytes * 8 / _seconds(item) / 1000,
+    speed_unit="x realtime",
+    size=_seconds,
 )

@@ -1,0 +1,66 @@
+"""Classical audio baselines through PyAV: Opus (libopus, Ogg), AAC (FFmpeg's, MP4), MP3 (LAME).
+
+Each codes the item into a real file with :func:`nvcodec.io.audio.write_audio` at a target
+bitrate (``settings``, kbps, lowest first) and decodes it with ``read_audio``. A source rate the
+encoder does not take is resampled to the next one up (Opus: 22.05/44.1 kHz -> 48 kHz) and the
+decoded signal back to the source rate (Opus always decodes at 48 kHz); resampling counts in the
+encode and decode times. Encoder priming is removed through the container (Ogg pre-skip, MP4 edit
+list, LAME tag), so decoded samples line up with the source (checked by the tests); the tail is
+cut or zero-padded to the source length. The rate is the whole file's bytes. Opus and AAC are
+VBR/ABR around the target; LAME is CBR at the nearest rate its MPEG version allows (at 32 kHz and
+up that is 32 kbps or more, so low settings give the same file).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting
+from nvcodec.errors import NvcodecError
+from nvcodec.io.audio import Audio, read_audio, write_audio
+
+
+@dataclass(frozen=True)
+class FFmpegAudioCodec:
+    """One FFmpeg audio encoder, swept over target bitrates in kbps (``settings``)."""
+
+    name: str
+    extension: str
+    settings: tuple[Setting, ...]
+    kind: ClassVar[MediaKind] = "audio"
+
+    def code(self, item: MediaItem, setting: Setting) -> CodedItem:
+        """Encode ``item`` at ``setting`` kbps to a file, decode it, time both."""
+        samples = item.data
+        with tempfile.TemporaryDirectory(prefix="nvcodec-bench-") as folder:
+            path = Path(folder) / f"coded{self.extension}"
+            try:
+                start = time.perf_counter()
+                write_audio(path, Audio(samples, int(item.rate)), bitrate=int(setting) * 1000)
+                encode_seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                decoded = read_audio(path, rate=int(item.rate)).samples
+                decode_seconds = time.perf_counter() - start
+            except NvcodecError as error:
+                raise NvcodecError(
+                    f"{item.path}: {self.name} at {setting} kbps ({error})"
+                ) from None
+            num_bytes = path.stat().st_size
+        length = samples.shape[1]
+        decoded = np.pad(decoded[:, :length], ((0, 0), (0, max(0, length - decoded.shape[1]))))
+        return CodedItem(num_bytes, decoded.astype(np.float32), encode_seconds, decode_seconds)
+
+
+def classical_audio_codecs() -> list[FFmpegAudioCodec]:
+    """The audio baselines: Opus 6-32 kbps, AAC 16-64 kbps, MP3 8-64 kbps."""
+    return [
+        FFmpegAudioCodec("opus", ".ogg", (6, 8, 12, 16, 24, 32)),
+        FFmpegAudioCodec("aac", ".m4a", (16, 24, 32, 48, 64)),
+        FFmpegAudioCodec("mp3", ".mp3", (8, 16, 24, 32, 48, 64)),
+    ]
