@@ -97,7 +97,7 @@ def test_kodak_copy_matches_the_registry() -> None:
     assert datasets.digest(paths, folder) == KODAK.sha256
 
 
-def test_every_dataset_has_an_origin_and_a_bench() -> None:
+def test_every_dataset_names_its_origin_and_digest() -> None:
     for dataset in datasets.DATASETS.values():
         assert dataset.origin and dataset.license and len(dataset.sha256) == 64
         assert dataset.files > 0 and dataset.total_bytes > 0

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 from nvcodec.bench.base import CodedItem, MediaItem, Setting
 from nvcodec.codecs.files import write_image_container
@@ -59,10 +59,13 @@ class PillowCodec:
         self.settings: tuple[Setting, ...] = settings
         self._format = image_format
         self._options = options
-        library = "libjpeg-turbo" if image_format == "JPEG" else "libwebp"
+        if image_format == "JPEG":
+            label, library = "JPEG", f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
+        else:
+            label, library = "WebP", f"libwebp {features.version_module('webp')}"
         extra = "".join(f", {k} {v}" for k, v in options.items())
         self.description = (
-            f"{image_format} ({library} via Pillow {Image.__version__}){extra}, "
+            f"{label} ({library} via Pillow {Image.__version__}){extra}, "
             f"setting = quality, {_threads(1)}"
         )
 

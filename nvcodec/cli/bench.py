@@ -102,6 +102,7 @@ def bench(
         task = progress.add_task(f"bench {kind.value}", total=total)
         for coder in coders:
             progress.update(task, description=coder.name)
+            start = time.monotonic()
             results.append(
                 runner.run_codec(
                     media,
@@ -110,6 +111,10 @@ def bench(
                     sweeps[coder.name],
                     lambda: progress.advance(task),
                 )
+            )
+            progress.console.print(
+                f"{coder.name}: {len(sweeps[coder.name])} settings x {len(items)} items, "
+                f"{time.monotonic() - start:.0f} s"
             )
     run = runner.BenchRun(
         kind=kind.value,
