@@ -117,7 +117,7 @@ class VideoReader:
             self._stream.thread_type = "AUTO"
             self.info = self._stream_info(frame_rate)
             self._to_rgb = _converter("rgb24", self.info.matrix, self.info.full_range, "src")
-        except av.error.FFmpegError as error:
+        except (av.error.FFmpegError, UnicodeDecodeError) as error:
             self.close()
             raise NvcodecError(f"{self.path}: not a readable video file ({error})") from None
         except NvcodecError:
