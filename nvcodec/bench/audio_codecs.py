@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import av
 import numpy as np
 
 from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting
 from nvcodec.errors import NvcodecError
 from nvcodec.io.audio import Audio, read_audio, write_audio
+
+_ENCODERS = {".ogg": "libopus", ".m4a": "FFmpeg aac (LC)", ".mp3": "libmp3lame (CBR)"}
+_LIBAVCODEC = ".".join(map(str, av.library_versions["libavcodec"]))
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,13 @@ class FFmpegAudioCodec:
     extension: str
     settings: tuple[Setting, ...]
     kind: ClassVar[MediaKind] = "audio"
+
+    @property
+    def description(self) -> str:
+        return (
+            f"{_ENCODERS[self.extension]} via PyAV {av.__version__} (libavcodec {_LIBAVCODEC}), "
+            f"{self.extension[1:]} file, setting = target kbps, 1 thread"
+        )
 
     def code(self, item: MediaItem, setting: Setting) -> CodedItem:
         """Encode ``item`` at ``setting`` kbps to a file, decode it, time both."""

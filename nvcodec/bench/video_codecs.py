@@ -29,6 +29,7 @@ from nvcodec.io.video import VideoEncoding, VideoReader, encode_video
 os.environ.setdefault("SVT_LOG", "1")
 
 DEFAULT_GOP = 32
+_LIBAVCODEC = ".".join(map(str, av.library_versions["libavcodec"]))
 # CRF sweeps, lowest rate first, chosen to span ~0.025-0.17 bpp on HEVC class D (416x240).
 _X26X_CRF = (38, 34, 30, 26, 22)
 _SVTAV1_CRF = (63, 59, 54, 48, 42, 36)
@@ -45,6 +46,14 @@ class FFmpegVideoCodec:
     gop: int = DEFAULT_GOP
     threads: int = 1
     kind: ClassVar[MediaKind] = "video"
+
+    @property
+    def description(self) -> str:
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        return (
+            f"{self.encoder} via PyAV {av.__version__} (libavcodec {_LIBAVCODEC}), preset "
+            f"{self.preset}, GOP {self.gop}, YUV 4:2:0 in MP4, setting = CRF, {threads}"
+        )
 
     def encoding(self, crf: Setting) -> VideoEncoding:
         """The encoder configuration for one CRF."""
