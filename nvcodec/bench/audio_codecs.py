@@ -22,7 +22,9 @@ from typing import ClassVar
 import av
 import numpy as np
 
-from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting
+from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting, stored_model
+from nvcodec.codecs.audio import BITRATES, AudioCodec
+from nvcodec.codecs.files import decode_audio_file, encode_audio_file
 from nvcodec.errors import NvcodecError
 from nvcodec.io.audio import Audio, read_audio, write_audio
 
@@ -75,3 +77,39 @@ def classical_audio_codecs() -> list[FFmpegAudioCodec]:
         FFmpegAudioCodec("aac", ".m4a", (16, 24, 32, 48, 64)),
         FFmpegAudioCodec("mp3", ".mp3", (8, 16, 24, 32, 48, 64)),
     ]
+
+
+class NvcodecAudio:
+    """The learned audio codec through the same file path as ``nvcodec encode/decode``: the
+    item's file in, a whole .nvc out (rate = its bytes), decoded back to the source rate."""
+
+    kind: ClassVar[MediaKind] = "audio"
+
+    def __init__(self, codec: AudioCodec, name: str = "nvcodec") -> None:
+        self.name = name
+        self.codec = codec
+        self.settings = tuple(b / 1000 for b in BITRATES if BITRATES[b] <= codec.config.codebooks)
+        manifest = codec.manifest
+        self.description = (
+            f"nvcodec {manifest.model_id} (sha256 {manifest.sha256[:12]}), whole .nvc file, "
+            "setting = nominal kbps per channel, networks on 1 thread"
+        )
+
+    @classmethod
+    def load(cls, model: str | None = None) -> NvcodecAudio:
+        if model is None:
+            return cls(AudioCodec.load())
+        return cls(AudioCodec(stored_model(model)), name=f"nvcodec:{model}")
+
+    def code(self, item: MediaItem, setting: Setting) -> CodedItem:
+        with tempfile.TemporaryDirectory(prefix="nvcodec-bench-") as folder:
+            coded, decoded_path = Path(folder) / "audio.nvc", Path(folder) / "decoded.wav"
+            start = time.perf_counter()
+            bitrate = round(float(setting) * 1000)
+            encode_audio_file(item.path, coded, bitrate=bitrate, codec=self.codec)
+            encoded = time.perf_counter()
+            decode_audio_file(coded, decoded_path, codec=self.codec)
+            done = time.perf_counter()
+            decoded = read_audio(decoded_path).samples
+            num_bytes = coded.stat().st_size
+        return CodedItem(num_bytes, decoded, encoded - start, done - encoded)

@@ -13,6 +13,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from nvcodec.errors import NvcodecError
+from nvcodec.models.store import StoredModel, load_model
+
 MediaKind = Literal["image", "video", "audio"]
 Setting = int | float | str
 
@@ -54,3 +57,17 @@ class BenchCodec(Protocol):
     settings: tuple[Setting, ...]
 
     def code(self, item: MediaItem, setting: Setting) -> CodedItem: ...
+
+
+def stored_model(spec: str) -> StoredModel:
+    """A model to bench, given as an installed id, a folder holding one model (a training
+    run's ``--out``), or a manifest file."""
+    path = Path(spec)
+    if path.suffix == ".json":
+        return load_model(path.stem, search=[path.parent])
+    if path.is_dir():
+        manifests = sorted(path.glob("*.json"))
+        if len(manifests) != 1:
+            raise NvcodecError(f"{path}: expected one model manifest (*.json) in it")
+        return load_model(manifests[0].stem, search=[path])
+    return load_model(spec)

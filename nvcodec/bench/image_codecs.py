@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, features
 
-from nvcodec.bench.base import CodedItem, MediaItem, Setting
+from nvcodec.bench.base import CodedItem, MediaItem, Setting, stored_model
 from nvcodec.codecs.files import write_image_container
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.errors import NvcodecError
-from nvcodec.models.store import load_model
 
 # AVIF through libaom is slow at its best speeds: speed 6 keeps the two AVIF sweeps of a full
 # Kodak run near 2 minutes on 2 cores, at ~1.5% more bytes than speed 4 (measured here).
@@ -187,16 +186,7 @@ class NvcodecImage:
         """``model``: an installed model id, a folder holding one model, or a manifest file."""
         if model is None:
             return cls(ImageCodec.load())
-        path = Path(model)
-        if path.suffix == ".json":
-            stored = load_model(path.stem, search=[path.parent])
-        elif path.is_dir():
-            manifests = sorted(path.glob("*.json"))
-            if len(manifests) != 1:
-                raise NvcodecError(f"{path}: expected one model manifest (*.json) in it")
-            stored = load_model(manifests[0].stem, search=[path])
-        else:
-            stored = load_model(model)
+        stored = stored_model(model)
         return cls(ImageCodec(stored), name=f"nvcodec:{model}")
 
     def code(self, item: MediaItem, setting: Setting) -> CodedItem:

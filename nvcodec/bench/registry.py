@@ -220,8 +220,11 @@ def _seconds(item: MediaItem) -> float:
 _AUDIO_CODECS = tuple(c.name for c in audio_codecs.classical_audio_codecs())
 MEDIA["audio"] = MediaBench(
     kind="audio",
-    codecs={name: _audio_codec(name) for name in _AUDIO_CODECS},
-    default_codecs=_AUDIO_CODECS,
+    codecs={
+        "nvcodec": lambda option, threads: audio_codecs.NvcodecAudio.load(option),
+        **{name: _audio_codec(name) for name in _AUDIO_CODECS},
+    },
+    default_codecs=("nvcodec", *_AUDIO_CODECS),
     default_anchors=("opus",),
     default_dataset="librispeech_test_other",
     discover=_audio_files,

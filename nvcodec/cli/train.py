@@ -191,9 +191,7 @@ def train_audio(
             bar.update(task, completed=step, stats=text)
             if validation and step % val_every == 0:
                 points = recipe.validate(model, validation, (2, 8, 16))
-                line = "  ".join(
-                    f"{k} books: mel {m:.3f} SI-SDR {s:.2f} dB" for k, (m, s) in points.items()
-                )
+                line = "  ".join(f"{k} books: mel {m:.3f}" for k, m in points.items())
                 bar.console.print(f"step {step} val {line}")
 
         recipe.train(

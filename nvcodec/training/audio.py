@@ -26,13 +26,11 @@ from nvcodec.entropy.index_coder import IndexCoder
 from nvcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from nvcodec.models.audio_codec import ARCHITECTURE, SpectralAudioCodec
 from nvcodec.models.store import Manifest, save_model
-from nvcodec.transforms.spectral import log_mel
+from nvcodec.transforms.spectral import mel_distance
 from nvcodec.utils.files import atomic_output
 
 # Codebooks per training item and their odds: 1.5, 3, 6 (the main target) and 12 kbps.
 STAGE_CHOICES = ((2, 0.2), (4, 0.2), (8, 0.35), (16, 0.25))
-# (n_fft, n_mels) of the multi-scale mel loss and of ``mel_distance``.
-MEL_SCALES = ((512, 40), (1024, 80), (2048, 128))
 
 
 @dataclass(frozen=True)
@@ -83,21 +81,6 @@ class SegmentSampler:
 
     def batch(self, size: int) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.segment() for _ in range(size)])).float()
-
-
-def mel_distance(reference: torch.Tensor, decoded: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Mean L1 distance of log10 mel spectrograms over ``MEL_SCALES`` (lower is better)."""
-    return sum(
-        F.l1_loss(log_mel(decoded, sample_rate, n, m), log_mel(reference, sample_rate, n, m))
-        for n, m in MEL_SCALES
-    ) / len(MEL_SCALES)
-
-
-def si_sdr(reference: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
-    """Scale-invariant signal-to-distortion ratio in dB, per item of (B, N)."""
-    scale = (decoded * reference).sum(-1, keepdim=True) / reference.pow(2).sum(-1, keepdim=True)
-    target = scale * reference
-    return 10 * torch.log10(target.pow(2).sum(-1) / (decoded - target).pow(2).sum(-1))
 
 
 def losses(model: SpectralAudioCodec, wave: torch.Tensor, active: torch.Tensor) -> dict[str, Any]:
@@ -189,20 +172,19 @@ def train(
 @torch.no_grad()
 def validate(
     model: SpectralAudioCodec, clips: Sequence[np.ndarray], stages: Sequence[int]
-) -> dict[int, tuple[float, float]]:
-    """Mean (mel distance, SI-SDR dB) per number of codebooks over whole clips."""
+) -> dict[int, float]:
+    """Mean multi-scale mel distance per number of codebooks over whole clips."""
     was_training = model.training
     model.eval()
     hop = model.config.hop
     results = {}
     for count in stages:
-        mels, sdrs = [], []
+        distances = []
         for clip in clips:
             wave = torch.from_numpy(clip[: len(clip) // hop * hop])[None]
             decoded = model.decode(model.encode(wave, count))
-            mels.append(float(mel_distance(wave, decoded, model.config.sample_rate)))
-            sdrs.append(float(si_sdr(wave, decoded)[0]))
-        results[count] = (sum(mels) / len(mels), sum(sdrs) / len(sdrs))
+            distances.append(float(mel_distance(wave, decoded, model.config.sample_rate)))
+        results[count] = sum(distances) / len(distances)
     model.train(was_training)
     return results
 

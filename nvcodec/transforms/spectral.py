@@ -76,3 +76,17 @@ def log_mel(wave: torch.Tensor, sample_rate: int, n_fft: int, n_mels: int) -> to
     power = spec.real**2 + spec.imag**2
     mel = mel_filterbank(n_fft, n_mels, sample_rate).to(wave) @ power
     return torch.log10(mel.clamp_min(1e-5))
+
+
+# (n_fft, n_mels) of the multi-scale mel distance: the audio codec's training loss and the
+# bench's metric are the same function.
+MEL_SCALES = ((512, 40), (1024, 80), (2048, 128))
+
+
+def mel_distance(reference: torch.Tensor, decoded: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Mean L1 distance of ``log_mel`` over ``MEL_SCALES`` (lower is better; differentiable)."""
+    distances = [
+        (log_mel(decoded, sample_rate, n, m) - log_mel(reference, sample_rate, n, m)).abs().mean()
+        for n, m in MEL_SCALES
+    ]
+    return torch.stack(distances).mean()
