@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
-from nvcodec.codecs.audio import AudioCodec, parse_bitrate
+from nvcodec.codecs.audio import MAX_CHANNELS, AudioCodec, parse_bitrate
 from nvcodec.codecs.files import decode_file, encode_file
 from nvcodec.container import ContainerReader
-from nvcodec.errors import BitstreamError, FormatError, NvcodecError
+from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
 from nvcodec.io.audio import Audio, read_audio, write_audio
+from nvcodec.models.store import load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +173,21 @@ def test_tokens_out_of_range_are_refused(codec: AudioCodec) -> None:
         codec.detokenize(np.full((1, 10, 8), 1024))
     with pytest.raises(NvcodecError, match="shape"):
         codec.detokenize(np.zeros((10, 8), np.int64))
+
+
+def test_more_channels_than_the_codec_takes_are_refused(tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).normal(0, 0.1, (2400, MAX_CHANNELS + 1))
+    soundfile.write(tmp_path / "many.wav", noise, 24000)  # PyAV cannot write this many
+    with pytest.raises(NvcodecError, match=f"{MAX_CHANNELS + 1} channels at 24000 Hz"):
+        encode_file(tmp_path / "many.wav", tmp_path / "many.nvc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.wav"]
+
+
+def test_index_tables_that_do_not_fit_the_codebooks_are_a_model_error(tmp_path: Path) -> None:
+    stored = load_model("audio-rvq")
+    tensors = dict(stored.tensors)
+    tensors["index.lengths"] = tensors["index.lengths"][:4].clone()
+    tensors["index.pmf"] = tensors["index.pmf"][:4].clone()
+    save_model(tmp_path, "short", stored.manifest.architecture, stored.manifest.config, tensors)
+    with pytest.raises(ModelError, match="do not fit 16 codebooks of 1024"):
+        AudioCodec(load_model("short", search=[tmp_path]))

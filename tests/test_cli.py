@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nvcodec.cli.main import app
+from nvcodec.codecs.files import encode_file
+from nvcodec.fuzz import parse, rebuild
 from nvcodec.io.image import read_image, write_image
 
 runner = CliRunner()
@@ -86,18 +89,6 @@ def test_outputs_are_never_overwritten_without_force(tmp_path: Path, small_png: 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_missing_input_is_one_line(tmp_path: Path) -> None:
-    code, _, err = run("info", tmp_path / "absent.nvc")
-    assert_one_line_error(code, err, "absent.nvc")
-    code, _, err = run("encode", tmp_path / "absent.png", tmp_path / "x.nvc")
-    assert_one_line_error(code, err, "absent.png")
-
-
-def test_not_a_container_is_one_line(tmp_path: Path, small_png: Path) -> None:
-    code, _, err = run("info", small_png)
-    assert_one_line_error(code, err, str(small_png), "not an nvcodec file")
-
-
 def test_truncated_container_is_one_line(tmp_path: Path, small_png: Path) -> None:
     coded = tmp_path / "photo.nvc"
     run("encode", small_png, coded)
@@ -121,17 +112,94 @@ def test_damage_after_an_intact_image_is_reported_not_fatal(
     assert read_image(tmp_path / "out.png").shape == (128, 192, 3)
 
 
-def test_unsupported_media_is_refused_clearly(tmp_path: Path, samples_dir: Path) -> None:
-    code, _, err = run("encode", samples_dir / "LJ001-0004.wav", tmp_path / "a.nvc")
-    assert_one_line_error(code, err, "LJ001-0004.wav", "not implemented yet")
-
-
-def test_bad_options_and_data_are_one_line(tmp_path: Path, small_png: Path) -> None:
-    code, _, err = run("encode", small_png, tmp_path / "x.nvc", "--quality", "99")
-    assert_one_line_error(code, err, "--quality must be 0..")
+def test_bad_training_data_is_one_line(tmp_path: Path) -> None:
     code, _, err = run("train", "image", "--data", tmp_path / "empty", "--out", tmp_path / "r")
     assert_one_line_error(code, err, "no training images")
-    assert not (tmp_path / "x.nvc").exists()
+
+
+@pytest.fixture
+def coded(tmp_path: Path, small_png: Path) -> Path:
+    path = tmp_path / "photo.nvc"
+    encode_file(small_png, path, quality=1)
+    return path
+
+
+def with_stream(source: Path, target: Path, **changes: object) -> Path:
+    """A copy of ``source`` whose first stream has ``changes``: valid CRCs, other values."""
+    parsed = parse(source.read_bytes())
+    parsed.streams[0] = replace(parsed.streams[0], **changes)  # type: ignore[arg-type]
+    target.write_bytes(rebuild(parsed))
+    return target
+
+
+# command (with {dir}, {png}, {nvc}, {wav}, {txt} for the fixture's files), what the line names
+FAILURES = {
+    "missing input to info": (["info", "{dir}/absent.nvc"], ["absent.nvc", "No such file"]),
+    "missing input to decode": (["decode", "{dir}/absent.nvc", "{dir}/o.png"], ["absent.nvc"]),
+    "missing image": (["encode", "{dir}/absent.png", "{dir}/o.nvc"], ["absent.png"]),
+    "missing audio": (["encode", "{dir}/absent.wav", "{dir}/o.nvc"], ["absent.wav"]),
+    "directory to decode": (["decode", "{dir}", "{dir}/o.png"], ["{dir}", "Is a directory"]),
+    "directory to encode": (["encode", "{dir}", "{dir}/o.nvc"], ["{dir}", "not a readable"]),
+    "text to encode": (["encode", "{txt}", "{dir}/o.nvc"], ["{txt}", "not a readable audio"]),
+    "image to decode": (["decode", "{png}", "{dir}/o.png"], ["{png}", "not an nvcodec file"]),
+    "model not installed": (
+        ["decode", "{dir}/unknown.nvc", "{dir}/o.png"],
+        ["unknown.nvc", "model 'not-installed'", "is not installed"],
+    ),
+    "other model version": (
+        ["decode", "{dir}/other.nvc", "{dir}/o.png"],
+        ["other.nvc", "needs model 'image-wavelet' with sha256 0000000000000000"],
+    ),
+    "quality out of range": (["encode", "{png}", "{dir}/o.nvc", "-q", "99"], ["--quality must"]),
+    "unknown bitrate": (["encode", "{wav}", "{dir}/o.nvc", "-b", "7k"], ["--bitrate must"]),
+    "bitrate for an image": (["encode", "{png}", "{dir}/o.nvc", "-b", "6k"], ["{png}", "audio"]),
+    "quality for audio": (["encode", "{wav}", "{dir}/o.nvc", "-q", "2"], ["{wav}", "images"]),
+    "output exists": (["decode", "{nvc}", "{png}"], ["{png}", "already exists"]),
+    "output is the input": (["encode", "{png}", "{png}", "--force"], ["{png}", "is also an input"]),
+    "unknown output format": (["decode", "{nvc}", "{dir}/o.xyz"], ["o.xyz", "unknown image"]),
+    "output folder missing": (
+        ["decode", "{nvc}", "{dir}/no/o.png"],
+        ["{dir}/no/o.png", "cannot be written"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_failures_are_one_line_naming_the_file(
+    tmp_path: Path, small_png: Path, coded: Path, samples_dir: Path, case: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("not media")
+    with_stream(coded, tmp_path / "unknown.nvc", model_id="not-installed")
+    with_stream(coded, tmp_path / "other.nvc", model_sha256=bytes(32))
+    names = {
+        "dir": str(tmp_path),
+        "png": str(small_png),
+        "nvc": str(coded),
+        "wav": str(samples_dir / "LJ001-0004.wav"),
+        "txt": str(tmp_path / "notes.txt"),
+    }
+    before = sorted(tmp_path.iterdir())
+    args, needles = FAILURES[case]
+    code, _, err = run(*(a.format(**names) for a in args))
+    assert_one_line_error(code, err, *(n.format(**names) for n in needles))
+    assert sorted(tmp_path.iterdir()) == before  # nothing written, no temp file left
+
+
+@pytest.mark.parametrize("kind", ["image", "audio"])
+def test_strict_fails_on_damage_that_is_otherwise_a_warning(
+    tmp_path: Path, small_png: Path, samples_dir: Path, kind: str
+) -> None:
+    source = small_png if kind == "image" else samples_dir / "LJ001-0004.wav"
+    suffix = ".png" if kind == "image" else ".wav"
+    encode_file(source, tmp_path / "whole.nvc")
+    cut = tmp_path / "cut.nvc"
+    cut.write_bytes((tmp_path / "whole.nvc").read_bytes()[:-40])  # the index is gone
+    code, _, err = run("decode", cut, tmp_path / f"out{suffix}", "--strict")
+    assert_one_line_error(code, err, str(cut), "index declares 58 bytes but only 42 remain")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.nvc", "photo.png", "whole.nvc"]
+    code, _, err = run("decode", cut, tmp_path / f"out{suffix}")
+    assert code == 0 and err.startswith("warning: ") and str(cut) in err
+    assert (tmp_path / f"out{suffix}").exists()
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

@@ -84,3 +84,10 @@ def test_protect_ignores_unrelated_and_missing_paths(tmp_path: Path) -> None:
     with atomic_output(tmp_path / "out", protect=[other, tmp_path / "missing"]) as file:
         file.write(b"ok")
     assert (tmp_path / "out").read_bytes() == b"ok"
+
+
+def test_a_folder_that_does_not_exist_is_named_by_the_output(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "out.bin"
+    with pytest.raises(NvcodecError) as caught, atomic_output(target):
+        pass
+    assert str(caught.value) == f"{target}: cannot be written (No such file or directory)"

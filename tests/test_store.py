@@ -57,7 +57,7 @@ def test_missing_model_names_the_model(tmp_path: Path) -> None:
         load_model("absent", search=[tmp_path])
 
 
-@pytest.mark.parametrize("model_id", ["", "../escape", ".hidden", "a/b"])
+@pytest.mark.parametrize("model_id", ["", "../escape", ".hidden", "a/b", "a" * 300])
 def test_invalid_model_ids_are_refused(model_id: str, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="invalid model id"):
         load_model(model_id, search=[tmp_path])

@@ -1,13 +1,16 @@
 """How every command reports failures: one line on stderr, exit code 1, no traceback.
 
 Expected failures are :class:`~nvcodec.errors.NvcodecError` and unreadable files (``OSError``);
-with ``--debug`` they propagate with their traceback instead.
+with ``--debug`` they propagate with their traceback instead. Ctrl-C and SIGTERM unwind the
+command like an exception (so temp files are removed), then exit with 128 + the signal number.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from functools import wraps
+from types import FrameType
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -21,6 +24,19 @@ R = TypeVar("R")
 
 settings = {"debug": False}
 stderr = Console(stderr=True, highlight=False)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt: the default
+    action would kill the process without removing its temp files."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def warn(message: str) -> None:
@@ -42,5 +58,11 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
                 message = f"{e.filename}: {e.strerror}"
             stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt as e:
+            if settings["debug"]:
+                raise
+            received = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+            stderr.print(f"[bold red]error:[/] stopped by {received.name}", soft_wrap=True)
+            raise typer.Exit(128 + received) from None
 
     return wrapper

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from nvcodec import __version__
 from nvcodec.cli.bench import bench
-from nvcodec.cli.errors import settings, user_errors, warn
+from nvcodec.cli.errors import handle_sigterm, settings, user_errors, warn
 from nvcodec.cli.info import describe_container, render_description
 from nvcodec.cli.train import train_app
 from nvcodec.models.store import list_models
@@ -51,6 +51,7 @@ def main(
 ) -> None:
     """Learned codecs for images, video and audio."""
     settings["debug"] = debug
+    handle_sigterm()
     if threads:
         import torch
 
@@ -140,11 +141,17 @@ def decode(
     source: Annotated[Path, typer.Argument(help="An .nvc file.")],
     output: Annotated[Path, typer.Argument(help="Output media file (format from extension).")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Fail on any damage instead of decoding up to it with a warning."
+        ),
+    ] = False,
 ) -> None:
     """Decode an .nvc container back to a media file."""
     from nvcodec.codecs.files import decode_file
 
-    report = decode_file(source, output, overwrite=force)
+    report = decode_file(source, output, overwrite=force, strict=strict)
     if report.damage:
         warn(report.damage)
     Console().print(f"{report.output}: written")

@@ -32,11 +32,16 @@ from nvcodec.utils.threads import one_thread
 CODEC_ID = "nvc-audio-rvq"
 DEFAULT_MODEL = "audio-rvq"
 PACKET_FRAMES = 750
+# A decoder's memory grows with the packet (times the channels): 40 s at most.
+MAX_PACKET_FRAMES = 4 * PACKET_FRAMES
 # Nominal bitrate per channel (bits/s of raw indices) -> codebooks; entropy coding goes below.
 BITRATES = {1500: 2, 3000: 4, 6000: 8, 12000: 16}
 DEFAULT_BITRATE = 6000
 _PACKET_HEADER = struct.Struct("<BBH")
 _STREAM_CONFIG = struct.Struct("<BBH")  # version, codebooks, packet frames
+# PyAV's FFmpeg names channel layouts up to 24 channels; a rate above 768 kHz is not audio.
+MAX_CHANNELS = 24
+MAX_SAMPLE_RATE = 768_000
 
 
 def parse_bitrate(text: str) -> int:
@@ -66,7 +71,7 @@ class AudioStreamConfig:
         if len(data) != _STREAM_CONFIG.size:
             raise BitstreamError(f"audio stream config is {len(data)} bytes, not 4")
         version, codebooks, packet_frames = _STREAM_CONFIG.unpack(data)
-        if version != 1 or codebooks == 0 or packet_frames == 0:
+        if version != 1 or codebooks == 0 or not 0 < packet_frames <= MAX_PACKET_FRAMES:
             raise BitstreamError(f"audio stream config {data.hex()} is not supported")
         return cls(codebooks, packet_frames)
 
@@ -79,13 +84,26 @@ class AudioCodec:
         if manifest.architecture != ARCHITECTURE:
             raise ModelError(f"model {manifest.model_id!r} is a {manifest.architecture} model")
         self.manifest = manifest
-        self.config = AudioCodecConfig.from_dict(manifest.config)
         tables = {k: v.numpy() for k, v in stored.tensors.items() if k.startswith("index.")}
         weights = {k: v.float() for k, v in stored.tensors.items() if not k.startswith("index.")}
-        self.model = SpectralAudioCodec(self.config)
-        self.model.load_state_dict(weights)
+        try:
+            self.config = AudioCodecConfig.from_dict(manifest.config)
+            self.model = SpectralAudioCodec(self.config)
+            self.model.load_state_dict(weights)
+            self.index_coder = IndexCoder.import_tables(tables)
+        except (TypeError, KeyError, ValueError, RuntimeError, NvcodecError) as e:
+            raise ModelError(
+                f"{stored.path}: weights do not fit the {ARCHITECTURE} config in their manifest "
+                f"({' '.join(str(e).split())[:200]})"
+            ) from None
         self.model.eval()
-        self.index_coder = IndexCoder.import_tables(tables)
+        # Decoded indices must fit the codebooks they look up.
+        expected = (self.config.codebook_size,) * self.config.codebooks
+        if self.index_coder.codebook_sizes != expected:
+            raise ModelError(
+                f"{stored.path}: index tables for codebooks {self.index_coder.codebook_sizes} "
+                f"do not fit {self.config.codebooks} codebooks of {self.config.codebook_size}"
+            )
 
     @classmethod
     def load(
@@ -127,6 +145,11 @@ class AudioCodec:
         packet_frames: int = PACKET_FRAMES,
     ) -> StreamInfo:
         """A stream at the source's own rate: pts and duration count source samples."""
+        if not 0 < channels <= MAX_CHANNELS or not 0 < sample_rate <= MAX_SAMPLE_RATE:
+            raise NvcodecError(
+                f"{channels} channels at {sample_rate} Hz: nvcodec codes 1..{MAX_CHANNELS} "
+                f"channels at up to {MAX_SAMPLE_RATE} Hz"
+            )
         return StreamInfo(
             kind=StreamKind.AUDIO,
             codec=CODEC_ID,
@@ -245,9 +268,28 @@ class AudioCodec:
         rows = indices.reshape(channels * frames, codebooks)
         return _PACKET_HEADER.pack(codebooks, channels, frames) + self.index_coder.encode(rows)
 
+    def stream_config(self, stream: StreamInfo) -> AudioStreamConfig:
+        """The stream's config, after checking that this model can decode the stream and that
+        its rate and channel count are within the limits (before a decoder allocates by them)."""
+        config = AudioStreamConfig.from_bytes(stream.config)
+        if config.codebooks > self.config.codebooks:
+            raise BitstreamError(
+                f"audio stream uses {config.codebooks} codebooks; model "
+                f"{self.manifest.model_id!r} has {self.config.codebooks}"
+            )
+        if not 0 < stream.channels <= MAX_CHANNELS:
+            raise BitstreamError(f"audio stream declares {stream.channels} channels")
+        if not 0 < stream.sample_rate <= MAX_SAMPLE_RATE:
+            raise BitstreamError(f"audio stream declares a sample rate of {stream.sample_rate} Hz")
+        if stream.time_base != Fraction(1, stream.sample_rate):
+            raise BitstreamError(
+                f"audio stream time base {stream.time_base} is not 1/{stream.sample_rate}"
+            )
+        return config
+
     def unpack(self, payload: bytes, stream: StreamInfo) -> np.ndarray:
         """Inverse of ``pack``, checked against what the stream declared."""
-        config = AudioStreamConfig.from_bytes(stream.config)
+        config = self.stream_config(stream)
         channels, codebooks = stream.channels, config.codebooks
         if len(payload) < _PACKET_HEADER.size:
             raise BitstreamError(f"audio packet is {len(payload)} bytes, shorter than its header")

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,10 +18,12 @@ from nvcodec.codecs import audio as audio_codec
 from nvcodec.codecs.image import CODEC_ID as IMAGE_CODEC_ID
 from nvcodec.codecs.image import DEFAULT_MODEL as IMAGE_MODEL
 from nvcodec.codecs.image import DEFAULT_QUALITY, ImageCodec
-from nvcodec.container import ContainerReader, ContainerWriter, Packet
-from nvcodec.errors import BitstreamError, FormatError, NvcodecError
+from nvcodec.container import ContainerReader, ContainerWriter, Packet, StreamInfo
+from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
 from nvcodec.io.audio import AudioReader, AudioWriter
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, write_image
+
+_Codec = TypeVar("_Codec", ImageCodec, audio_codec.AudioCodec)
 
 
 @dataclass(frozen=True)
@@ -123,14 +126,16 @@ def encode_audio_file(
     *,
     bitrate: int = audio_codec.DEFAULT_BITRATE,
     model_id: str | None = None,
+    codec: audio_codec.AudioCodec | None = None,
     overwrite: bool = False,
 ) -> EncodeReport:
     """The first audio track of ``source`` (any file PyAV reads) as one audio stream.
 
     Packet pts and durations count samples at the source rate; the last packet ends at the
-    exact source length, which decode restores.
+    exact source length, which decode restores. ``codec``: an already loaded model (the bench
+    times coding without loading), instead of ``model_id``.
     """
-    codec = audio_codec.AudioCodec.load(model_id or audio_codec.DEFAULT_MODEL)
+    codec = codec or audio_codec.AudioCodec.load(model_id or audio_codec.DEFAULT_MODEL)
     codebooks = codec.codebooks_for(bitrate)
     with AudioReader(source) as reader:
         stream = codec.stream_info(reader.rate, reader.channels, 0, codebooks)
@@ -170,30 +175,74 @@ class DecodeReport:
     damage: str | None  # what was wrong in the file after the packet that was decoded
 
 
-def decode_file(source: Path, output: Path, *, overwrite: bool = False) -> DecodeReport:
-    """Decode the first stream of an .nvc file this nvcodec knows (image or audio)."""
+def decode_file(
+    source: Path, output: Path, *, overwrite: bool = False, strict: bool = False
+) -> DecodeReport:
+    """Decode the first stream of an .nvc file this nvcodec knows (image or audio).
+
+    Damage after what could be decoded is reported in the result; ``strict`` raises it instead
+    (and writes nothing).
+    """
     with ContainerReader(source) as reader:
         codecs = [s.codec for s in reader.streams]
     if audio_codec.CODEC_ID in codecs and IMAGE_CODEC_ID not in codecs:
-        return decode_audio_file(source, output, overwrite=overwrite)
-    return _decode_image(source, output, overwrite)
+        return decode_audio_file(source, output, overwrite=overwrite, strict=strict)
+    return _decode_image(source, output, overwrite, strict)
 
 
-def decode_audio_file(source: Path, output: Path, *, overwrite: bool = False) -> DecodeReport:
+def _load_codec(codec: type[_Codec], source: Path, number: int, stream: StreamInfo) -> _Codec:
+    """The model a stream names, or a ModelError naming the file that needs it."""
+    if not stream.model_id:
+        raise ModelError(f"{source}: stream {number} does not name the model it was coded with")
+    try:
+        return codec.load(stream.model_id, expected_sha256=stream.model_sha256 or None)
+    except ModelError as e:
+        raise ModelError(f"{source}: {e}") from None
+
+
+def decode_audio_file(
+    source: Path,
+    output: Path,
+    *,
+    overwrite: bool = False,
+    strict: bool = False,
+    codec: audio_codec.AudioCodec | None = None,
+) -> DecodeReport:
     """Decode the first audio stream to wav/flac/ogg/mp3/m4a at the source rate and length.
 
-    A file cut short or damaged decodes up to the damage; what was lost is reported.
+    A file cut short or damaged decodes up to the damage (silence fills the rest of the length
+    the index gives); what was lost is reported, or raised with ``strict``. ``codec``: an
+    already loaded model, used if it is the one the stream names.
     """
     with ContainerReader(source) as reader:
         index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
         stream = reader.streams[index]
-        codec = audio_codec.AudioCodec.load(
-            stream.model_id, expected_sha256=stream.model_sha256 or None
-        )
+        if codec is None or codec.manifest.sha256_bytes != stream.model_sha256:
+            codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
+        try:
+            config = codec.stream_config(stream)
+        except BitstreamError as e:
+            raise FormatError(source, None, f"stream {index}: {e}") from None
         length = None
         if reader.has_index:
-            length = next((s.end_pts for s in reader.summaries() if s.stream == index), None)
-        damage: list[str] = []
+            summary = reader.summaries()[index]
+            length = summary.end_pts
+            # What the packets can hold bounds the silence a damaged file is padded with.
+            most = (
+                summary.packet_count
+                * config.packet_frames
+                * codec.hop
+                * stream.sample_rate
+                // codec.rate
+            )
+            if not 0 <= length <= most:
+                raise FormatError(
+                    source,
+                    None,
+                    f"index gives stream {index} {length} samples, but its "
+                    f"{summary.packet_count} packets hold at most {most}",
+                )
+        damage: list[FormatError] = []
 
         def indices() -> Iterator[np.ndarray]:
             try:
@@ -203,7 +252,9 @@ def decode_audio_file(source: Path, output: Path, *, overwrite: bool = False) ->
                     except BitstreamError as e:
                         raise FormatError(source, packet.offset, f"audio packet: {e}") from None
             except FormatError as e:
-                damage.append(f"{e} (decoded up to there)")
+                if strict:
+                    raise
+                damage.append(e)
 
         with AudioWriter(
             output,
@@ -219,15 +270,23 @@ def decode_audio_file(source: Path, output: Path, *, overwrite: bool = False) ->
                 writer.write(block)
                 written += block.shape[1]
             if not written:
-                raise FormatError(source, None, damage[0] if damage else "audio stream is empty")
-    return DecodeReport(output, damage[0] if damage else None)
+                raise damage[0] if damage else FormatError(source, None, "audio stream is empty")
+            if damage and length is not None:
+                # Packets were lost at the end: silence up to the length, a packet at a time.
+                missing = length * codec.rate // stream.sample_rate - written
+                while missing > 0:
+                    block_size = min(missing, config.packet_frames * codec.hop)
+                    writer.write(np.zeros((stream.channels, block_size), np.float32))
+                    missing -= block_size
+    return DecodeReport(output, f"{damage[0]} (decoded up to there)" if damage else None)
 
 
-def _decode_image(source: Path, output: Path, overwrite: bool) -> DecodeReport:
+def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> DecodeReport:
     """Decode the first image stream of an .nvc file into any image format Pillow writes.
 
     The whole stream is read so damage anywhere is noticed; damage after an intact image packet
-    is reported (``DecodeReport.damage``) rather than fatal, as the image itself is whole.
+    is reported (``DecodeReport.damage``) rather than fatal, as the image itself is whole,
+    unless ``strict``.
     """
     with ContainerReader(source) as reader:
         try:
@@ -235,7 +294,7 @@ def _decode_image(source: Path, output: Path, overwrite: bool) -> DecodeReport:
         except StopIteration:
             raise NvcodecError(f"{source}: no stream this nvcodec can decode") from None
         stream = reader.streams[index]
-        codec = ImageCodec.load(stream.model_id, expected_sha256=stream.model_sha256 or None)
+        codec = _load_codec(ImageCodec, source, index, stream)
         packets, damage = reader.packets(index), None
         packet = next(packets, None)
         if packet is None:
@@ -244,6 +303,8 @@ def _decode_image(source: Path, output: Path, overwrite: bool) -> DecodeReport:
             for _ in packets:
                 pass
         except FormatError as e:
+            if strict:
+                raise
             damage = str(e)
         try:
             decoded = codec.decode(packet.payload)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -159,21 +160,35 @@ class ImageCodec:
         version, quality, channels, height, width, tile = reader.unpack(_PACKET_HEADER)
         if version != PACKET_VERSION:
             raise BitstreamError(f"image packet version {version} is not supported")
-        if not 0 <= quality < self.model.qualities or channels not in (1, 2, 3, 4) or tile == 0:
+        if not 0 <= quality < self.model.qualities or channels not in (1, 2, 3, 4):
             raise BitstreamError("image packet header is invalid")
+        if tile != TILE_LATENT:
+            raise BitstreamError(f"image packet tile side {tile} is not supported")
         if not 0 < height * width <= MAX_PIXELS:
             raise BitstreamError(f"image packet declares an invalid size {width}x{height}")
         block = self.config.block
         lat_h, lat_w = -(-height // block), -(-width // block)
+        # Each tile, and the alpha plane, starts with its length: the payload must hold those
+        # before the size it declares is allocated.
+        tiles = -(-lat_h // TILE_LATENT) * -(-lat_w // TILE_LATENT)
+        if (tiles + 1) * _LENGTH.size > reader.remaining:
+            raise BitstreamError(
+                f"image packet declares {width}x{height} pixels ({tiles} tiles) but holds only "
+                f"{reader.remaining} bytes after its header"
+            )
         entropy_model = self.model.entropy_models[quality]
         latent = torch.empty(1, self.config.latent_channels, lat_h, lat_w)
         for rows, cols in _tiles(lat_h, lat_w):
             view = latent[:, :, rows, cols]
             view.copy_(entropy_model.decompress(reader.chunk(), tuple(view.shape)))
-        with one_thread():
-            planes = [self._synthesize(latent, quality)[:height, :width]]
         alpha = reader.chunk()
         reader.finish()
+        if bool(alpha) != (channels in (2, 4)):
+            raise BitstreamError(
+                f"image packet with {channels} channels has {len(alpha)} alpha bytes"
+            )
+        with one_thread():
+            planes = [self._synthesize(latent, quality)[:height, :width]]
         if channels in (1, 2):
             # Gray was coded as three equal planes: their mean is the best estimate.
             planes = [np.round(planes[0].mean(axis=2, keepdims=True)).astype(np.uint8)]
@@ -218,14 +233,24 @@ def _png_bytes(plane: np.ndarray) -> bytes:
 
 
 def _png_plane(data: bytes, height: int, width: int) -> np.ndarray:
+    """The alpha plane, its size checked against the image's before its pixels are decoded."""
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            plane = np.asarray(image.convert("L"))
-    except (OSError, SyntaxError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                if image.size != (width, height):
+                    raise BitstreamError(
+                        f"alpha plane is {image.width}x{image.height}, the image {width}x{height}"
+                    )
+                return np.asarray(image.convert("L"))
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
         raise BitstreamError(f"alpha plane is not a valid PNG ({e})") from None
-    if plane.shape != (height, width):
-        raise BitstreamError("alpha plane size does not match the image")
-    return plane
 
 
 class _PayloadReader:
@@ -241,6 +266,10 @@ class _PayloadReader:
         values = layout.unpack_from(self.data, self.pos)
         self.pos += layout.size
         return values
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
 
     def chunk(self) -> bytes:
         (length,) = self.unpack(_LENGTH)

@@ -25,6 +25,7 @@ from nvcodec.utils.files import atomic_output
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_FORMAT = 1
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_MODEL_ID = 128
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,16 @@ def _paths(directory: Path, model_id: str) -> tuple[Path, Path]:
 
 
 def _check_model_id(model_id: str) -> None:
-    if not model_id or not all(c.isalnum() or c in "-_." for c in model_id) or model_id[0] == ".":
-        raise ModelError(f"invalid model id {model_id!r}: use letters, digits, '-', '_', '.'")
+    """Ids become file names: a safe alphabet, no leading dot, and short enough for any OS."""
+    if (
+        not 0 < len(model_id) <= MAX_MODEL_ID
+        or not all(c.isalnum() or c in "-_." for c in model_id)
+        or model_id[0] == "."
+    ):
+        raise ModelError(
+            f"invalid model id {model_id[:MAX_MODEL_ID]!r}: use 1..{MAX_MODEL_ID} letters, "
+            "digits, '-', '_', '.'"
+        )
 
 
 def save_model(

@@ -33,7 +33,11 @@ def atomic_output(
     target = Path(path)
     temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     # os.open with 0o666 (not mkstemp's 0o600) so the output gets the usual umask permissions.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(temp, flags, 0o666)
+    except OSError as e:  # name the output the user gave, not the hidden temp file
+        raise NvcodecError(f"{os.fspath(path)}: cannot be written ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as file:
             yield file

@@ -1,0 +1,119 @@
+"""Peak memory (RSS) of ``nvcodec encode`` and ``nvcodec decode`` on long inputs, measured by
+``/usr/bin/time -v`` around the command-line tool (docs/reliability.md).
+
+Run:  nice -n 19 .venv/bin/python benchmarks/memory_peaks.py [--minutes 60] [--image 8000x6000]
+      (add --json peaks.json to save the figures; --work DIR keeps the generated files)
+
+Audio: real speech (samples/LJ001-0004.wav, resampled) repeated to the length with a varying
+gain, written block by block as 48 kHz FLAC, so the input itself never sits in memory; decoded
+back to FLAC. Image: samples/kodim23.png resized to the given size (PNG), decoded back to PNG.
+tests/test_cli_process.py runs the audio part at 30 s and 3 min: memory must not grow with
+the length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+NVCODEC = Path(sys.executable).parent / "nvcodec"
+
+
+def peak_rss(args: list[str | Path]) -> tuple[float, float]:
+    """Run ``nvcodec --threads 1 ARGS`` under /usr/bin/time -v: (peak RSS in MiB, seconds)."""
+    command = ["/usr/bin/time", "-v", NVCODEC, "--threads", "1", *args]
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{done.stderr[-2000:]}")
+    kib = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", done.stderr)
+    assert kib is not None and wall is not None, done.stderr
+    seconds = sum(float(part) * 60**i for i, part in enumerate(reversed(wall[1].split(":"))))
+    return int(kib[1]) / 1024, seconds
+
+
+def write_speech(path: Path, seconds: float, rate: int = 48000, channels: int = 1) -> None:
+    """``seconds`` of real speech at ``rate``, written a few seconds at a time."""
+    from nvcodec.io.audio import AudioWriter, read_audio
+
+    speech = read_audio(SAMPLES / "LJ001-0004.wav", rate).samples[0]
+    total = round(seconds * rate)
+    with AudioWriter(path, rate=rate, channels=channels, overwrite=True) as writer:
+        for start in range(0, total, speech.size):
+            gain = 0.4 + 0.5 * abs(np.sin(start / rate / 37.0))  # not quite periodic
+            block = gain * speech[: min(speech.size, total - start)]
+            writer.write(np.repeat(block[None], channels, axis=0))
+
+
+def measure_audio(work: Path, seconds: float, channels: int = 1) -> dict[str, dict[str, float]]:
+    """Encode and decode ``seconds`` of 48 kHz speech: peak RSS and time of each."""
+    source, coded = work / f"speech-{seconds:g}s.flac", work / f"speech-{seconds:g}s.nvc"
+    write_speech(source, seconds, channels=channels)
+    figures = {}
+    for step, args in (
+        ("encode", ["encode", source, coded, "--force"]),
+        ("decode", ["decode", coded, work / f"speech-{seconds:g}s-back.flac", "--force"]),
+    ):
+        mib, wall = peak_rss(args)
+        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
+    return figures
+
+
+def measure_image(work: Path, width: int, height: int) -> dict[str, dict[str, float]]:
+    """Encode and decode kodim23 resized to ``width`` x ``height``: peak RSS and time of each."""
+    from PIL import Image
+
+    source, coded = work / f"photo-{width}x{height}.png", work / f"photo-{width}x{height}.nvc"
+    with Image.open(SAMPLES / "kodim23.png") as photo:
+        photo.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(source)
+    figures = {}
+    for step, args in (
+        ("encode", ["encode", source, coded, "--force"]),
+        ("decode", ["decode", coded, work / f"photo-{width}x{height}-back.png", "--force"]),
+    ):
+        mib, wall = peak_rss(args)
+        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[60.0])
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--image", default="8000x6000", help="WIDTHxHEIGHT, or 'none'")
+    parser.add_argument("--work", type=Path, help="keep the generated files here")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, object] = {"machine_load_1min": round(_load(), 2)}
+    with tempfile.TemporaryDirectory() as temp:
+        work = args.work or Path(temp)
+        work.mkdir(parents=True, exist_ok=True)
+        for minutes in args.minutes:
+            key = f"audio {minutes:g} min, 48 kHz, {args.channels} ch"
+            results[key] = measure_audio(work, minutes * 60, args.channels)
+            print(key, results[key], flush=True)
+        if args.image != "none":
+            width, height = (int(v) for v in args.image.split("x"))
+            results[f"image {args.image}"] = measure_image(work, width, height)
+            print(f"image {args.image}", results[f"image {args.image}"], flush=True)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+def _load() -> float:
+    """The 1-minute load average: other jobs on the machine slow the timings, not the peaks."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+if __name__ == "__main__":
+    main()
