@@ -191,3 +191,41 @@ def test_index_tables_that_do_not_fit_the_codebooks_are_a_model_error(tmp_path: 
     save_model(tmp_path, "short", stored.manifest.architecture, stored.manifest.config, tensors)
     with pytest.raises(ModelError, match="do not fit 16 codebooks of 1024"):
         AudioCodec(load_model("short", search=[tmp_path]))
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "missing range"])
+def test_damage_in_the_middle_loses_that_packet_only(
+    tmp_path: Path, codec: AudioCodec, speech: np.ndarray, damage: str
+) -> None:
+    """25.4 s = packets of 10, 10 and 5.4 s; damage in the second: its 10 s become silence,
+    the third decodes as before (after a few frames without left context). A bit flip leaves
+    the index, so the length is exact; a cut moves it, so the decoded length stands."""
+    source = tmp_path / "long.wav"
+    write_audio(source, Audio(np.concatenate([speech, speech[:, : 24000 * 10]], axis=1), 24000))
+    encode_file(source, tmp_path / "a.nvc")
+    decode_file(tmp_path / "a.nvc", tmp_path / "intact.wav")
+    data = bytearray((tmp_path / "a.nvc").read_bytes())
+    with ContainerReader(tmp_path / "a.nvc") as reader:
+        middle = list(reader.packets())[1].offset
+    if damage == "bit flip":
+        data[middle + 500] ^= 0x10
+    else:
+        del data[middle + 100 : middle + 400]
+    (tmp_path / "hurt.nvc").write_bytes(data)
+    report = decode_file(tmp_path / "hurt.nvc", tmp_path / "hurt.wav")
+    parts = 1 if damage == "bit flip" else 2  # and the index, which no longer fits
+    assert report.damage is not None
+    assert (
+        f"({parts} damaged part(s): 10.01 s of audio lost, silence in its place)" in report.damage
+    )
+    intact = read_audio(tmp_path / "intact.wav").samples
+    hurt = read_audio(tmp_path / "hurt.wav").samples
+    assert 0 <= hurt.shape[1] - intact.shape[1] <= (0 if damage == "bit flip" else codec.hop)
+    second = 24000
+    assert np.abs(hurt[:, : 9 * second] - intact[:, : 9 * second]).max() < 1e-3
+    assert not hurt[:, 11 * second : 19 * second].any()
+    end = intact.shape[1]
+    assert np.abs(hurt[:, 21 * second : end] - intact[:, 21 * second :]).max() < 1e-3
+    with pytest.raises(FormatError, match=r"CRC mismatch|trailer places the index"):
+        decode_file(tmp_path / "hurt.nvc", tmp_path / "strict.wav", strict=True)
+    assert not (tmp_path / "strict.wav").exists()

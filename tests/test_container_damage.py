@@ -161,3 +161,55 @@ def test_crc_valid_garbage_only_ever_raises_format_error(
     path.write_bytes(header + tail)
     for mode in ("path", "pipe"):
         assert full_read(mode, path)[1] is not None  # and no other exception escaped
+
+
+def recovered(path: Path) -> tuple[list[Packet], list[FormatError]]:
+    """The packets a recovering read gets from ``path``, and the damage it reported."""
+    damage: list[FormatError] = []
+    with ContainerReader(path, recover=True) as reader:
+        return list(reader.packets(on_damage=damage.append)), damage
+
+
+def test_recovery_loses_only_the_packet_a_bit_flip_hits(
+    tmp_path: Path, sample: tuple[bytes, list[int]]
+) -> None:
+    """Anywhere after the file header (which describes the streams, so nothing can be read
+    without it), a flipped bit costs the packet it is in, at most."""
+    data, ends = sample
+    starts = [
+        end - len(p.payload) - fmt.PACKET_OVERHEAD for p, end in zip(PACKETS, ends, strict=True)
+    ]
+    path = tmp_path / "flip.nvc"
+    path.write_bytes(data)
+    assert recovered(path) == (PACKETS, [])
+    with path.open("r+b", buffering=0) as file:
+        for bit in range(starts[0] * 8, len(data) * 8):
+            at = bit // 8
+            file.seek(at)
+            file.write(bytes([data[at] ^ 1 << bit % 8]))
+            got, damage = recovered(path)
+            hit = [p for p, s, e in zip(PACKETS, starts, ends, strict=True) if not s <= at < e]
+            assert got == hit and len(damage) >= 1, bit
+            file.seek(at)
+            file.write(data[at : at + 1])
+
+
+def test_recovery_skips_missing_and_inserted_ranges(
+    tmp_path: Path, sample: tuple[bytes, list[int]]
+) -> None:
+    data, ends = sample
+    path = tmp_path / "edited.nvc"
+    for k in range(len(PACKETS)):
+        start = ends[k] - len(PACKETS[k].payload) - fmt.PACKET_OVERHEAD
+        path.write_bytes(data[: start + 3] + data[ends[k] - 2 :])  # most of packet k is gone
+        got, damage = recovered(path)
+        assert got == PACKETS[:k] + PACKETS[k + 1 :] and damage, k
+        path.write_bytes(data[:start] + b"NvPk garbage" * 3 + data[start:])  # noise before it
+        got, damage = recovered(path)
+        assert got == PACKETS and damage, k
+
+
+def test_recovery_needs_a_seekable_file(sample: tuple[bytes, list[int]]) -> None:
+    reader = ContainerReader.from_stream(Pipe(sample[0]))
+    with pytest.raises(io.UnsupportedOperation, match="seekable"):
+        reader.packets(on_damage=print)

@@ -19,6 +19,7 @@ from nvcodec.codecs.image import CODEC_ID as IMAGE_CODEC_ID
 from nvcodec.codecs.image import DEFAULT_MODEL as IMAGE_MODEL
 from nvcodec.codecs.image import DEFAULT_QUALITY, ImageCodec
 from nvcodec.container import ContainerReader, ContainerWriter, Packet, StreamInfo
+from nvcodec.container.format import PACKET_OVERHEAD
 from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
 from nvcodec.io.audio import AudioReader, AudioWriter
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, write_image
@@ -183,7 +184,7 @@ def decode_file(
     Damage after what could be decoded is reported in the result; ``strict`` raises it instead
     (and writes nothing).
     """
-    with ContainerReader(source) as reader:
+    with ContainerReader(source, recover=True) as reader:
         codecs = [s.codec for s in reader.streams]
     if audio_codec.CODEC_ID in codecs and IMAGE_CODEC_ID not in codecs:
         return decode_audio_file(source, output, overwrite=overwrite, strict=strict)
@@ -201,40 +202,36 @@ def _load_codec(codec: type[_Codec], source: Path, number: int, stream: StreamIn
 
 
 def decode_audio_file(
-    source: Path,
-    output: Path,
-    *,
-    overwrite: bool = False,
-    strict: bool = False,
-    codec: audio_codec.AudioCodec | None = None,
+    source: Path, output: Path, *, overwrite: bool = False, strict: bool = False
 ) -> DecodeReport:
     """Decode the first audio stream to wav/flac/ogg/mp3/m4a at the source rate and length.
 
-    A file cut short or damaged decodes up to the damage (silence fills the rest of the length
-    the index gives); what was lost is reported, or raised with ``strict``. ``codec``: an
-    already loaded model, used if it is the one the stream names.
+    A damaged packet or a missing range loses that audio only: silence stands in for it and
+    decoding resumes at the next intact packet. A file cut short decodes up to the cut. What
+    was lost is reported, or raised instead with ``strict``.
     """
-    with ContainerReader(source) as reader:
+    damage: list[FormatError] = []
+
+    def damaged(error: FormatError) -> None:
+        if strict:
+            raise error
+        damage.append(error)
+
+    with ContainerReader(source, recover=not strict) as reader:
         index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
         stream = reader.streams[index]
-        if codec is None or codec.manifest.sha256_bytes != stream.model_sha256:
-            codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
+        codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
         try:
             config = codec.stream_config(stream)
         except BitstreamError as e:
             raise FormatError(source, None, f"stream {index}: {e}") from None
+        packet_samples = config.packet_frames * codec.hop  # at the model rate
         length = None
         if reader.has_index:
             summary = reader.summaries()[index]
             length = summary.end_pts
             # What the packets can hold bounds the silence a damaged file is padded with.
-            most = (
-                summary.packet_count
-                * config.packet_frames
-                * codec.hop
-                * stream.sample_rate
-                // codec.rate
-            )
+            most = summary.packet_count * packet_samples * stream.sample_rate // codec.rate
             if not 0 <= length <= most:
                 raise FormatError(
                     source,
@@ -242,19 +239,14 @@ def decode_audio_file(
                     f"index gives stream {index} {length} samples, but its "
                     f"{summary.packet_count} packets hold at most {most}",
                 )
-        damage: list[FormatError] = []
+        per_tick = Fraction(codec.rate, stream.sample_rate)  # model-rate samples per pts tick
 
-        def indices() -> Iterator[np.ndarray]:
-            try:
-                for packet in reader.packets(index):
-                    try:
-                        yield codec.unpack(packet.payload, stream)
-                    except BitstreamError as e:
-                        raise FormatError(source, packet.offset, f"audio packet: {e}") from None
-            except FormatError as e:
-                if strict:
-                    raise
-                damage.append(e)
+        def unpacked() -> Iterator[tuple[Packet, np.ndarray]]:
+            for packet in reader.packets(index, on_damage=damaged):
+                try:
+                    yield packet, codec.unpack(packet.payload, stream)
+                except BitstreamError as e:
+                    damaged(FormatError(source, packet.offset, f"audio packet: {e}"))
 
         with AudioWriter(
             output,
@@ -265,20 +257,54 @@ def decode_audio_file(
             overwrite=overwrite,
             protect=(source,),
         ) as writer:
-            written = 0
-            for block in codec.decode_packets(indices()):
-                writer.write(block)
-                written += block.shape[1]
-            if not written:
+
+            def silence(samples: int) -> int:
+                """Write ``samples`` of silence, a packet at a time; return how many."""
+                for start in range(0, samples, packet_samples):
+                    size = min(packet_samples, samples - start)
+                    writer.write(np.zeros((stream.channels, size), np.float32))
+                return max(samples, 0)
+
+            packets = unpacked()
+            pending = next(packets, None)
+            written = lost = 0  # model-rate samples: all, and the silence among them
+            end_of_last = 0  # file offset after the last intact packet
+            while pending is not None:
+                # Packets lost before this one: their time (their bytes bound it) is silence.
+                packet = pending[0]
+                gap = round(packet.pts * per_tick) - written
+                if gap <= ((packet.offset - end_of_last) // PACKET_OVERHEAD + 1) * packet_samples:
+                    lost += silence(gap)
+                    written += max(gap, 0)
+
+                def segment() -> Iterator[np.ndarray]:
+                    """Packets up to the next damage, decoded as one run."""
+                    nonlocal pending, end_of_last
+                    while pending is not None:
+                        packet, indices = pending
+                        end_of_last = packet.offset + PACKET_OVERHEAD + len(packet.payload)
+                        yield indices
+                        known = len(damage)
+                        pending = next(packets, None)
+                        if len(damage) > known:
+                            return
+
+                for block in codec.decode_packets(segment()):
+                    writer.write(block)
+                    written += block.shape[1]
+            if written == lost:
                 raise damage[0] if damage else FormatError(source, None, "audio stream is empty")
-            if damage and length is not None:
-                # Packets were lost at the end: silence up to the length, a packet at a time.
-                missing = length * codec.rate // stream.sample_rate - written
-                while missing > 0:
-                    block_size = min(missing, config.packet_frames * codec.hop)
-                    writer.write(np.zeros((stream.channels, block_size), np.float32))
-                    missing -= block_size
-    return DecodeReport(output, f"{damage[0]} (decoded up to there)" if damage else None)
+            if damage and length is not None:  # lost at the end
+                lost += silence(round(length * per_tick) - written)
+    if not damage:
+        return DecodeReport(output, None)
+    if not lost:
+        return DecodeReport(output, f"{damage[0]} (decoded up to there)")
+    return DecodeReport(
+        output,
+        f"{damage[0]} ({len(damage)} damaged part(s): {lost / codec.rate:.2f} s of audio lost, "
+        "silence in its place)",
+    )
 
 
 def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> DecodeReport:
@@ -288,7 +314,7 @@ def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> 
     is reported (``DecodeReport.damage``) rather than fatal, as the image itself is whole,
     unless ``strict``.
     """
-    with ContainerReader(source) as reader:
+    with ContainerReader(source, recover=not strict) as reader:
         try:
             index = next(i for i, s in enumerate(reader.streams) if s.codec == IMAGE_CODEC_ID)
         except StopIteration:

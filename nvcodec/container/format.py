@@ -49,6 +49,7 @@ _I64 = struct.Struct("<q")
 _RATIO = struct.Struct("<II")  # numerator, denominator
 
 PACKET_HEADER_SIZE = PACKET_HEADER.size + CRC.size
+PACKET_OVERHEAD = PACKET_HEADER_SIZE + CRC.size  # header and payload CRC: 32 bytes a packet
 FLAG_KEYFRAME = 0x0001
 
 CRITICAL = 0x8000  # tag bit: a reader that does not know the tag must reject the file

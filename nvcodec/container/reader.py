@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 from bisect import bisect_right
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from operator import attrgetter
 from types import TracebackType
 from typing import BinaryIO
@@ -41,7 +42,7 @@ from nvcodec.utils.files import StrPath
 _CHUNK = 1 << 20
 
 # What a walk over the packets yields: (offset, header, payload; b"" when skipped).
-_Walk = Generator[tuple[int, PacketHeader, bytes], None, Index]
+_Walk = Generator[tuple[int, PacketHeader, bytes], None, Index | None]
 
 
 class ContainerReader:
@@ -58,12 +59,15 @@ class ContainerReader:
     metadata: dict[str, str]
     file_size: int | None
 
-    def __init__(self, path: StrPath) -> None:
+    def __init__(self, path: StrPath, *, recover: bool = False) -> None:
+        """Open ``path`` and check its header and (if the file has one) its index. With
+        ``recover``, a damaged index or trailer is not fatal here: the file is then read as
+        one cut short, and a full read meets the damage."""
         file = open(path, "rb")  # noqa: SIM115  # closed by close(), or below on failure
         try:
             info = os.fstat(file.fileno())
             size = info.st_size if stat.S_ISREG(info.st_mode) else None
-            self._open(_Source(file, os.fspath(path), size), owned=True)
+            self._open(_Source(file, os.fspath(path), size), owned=True, recover=recover)
         except BaseException:
             file.close()
             raise
@@ -76,7 +80,7 @@ class ContainerReader:
         reader._open(_Source(fileobj, name, None), owned=False)
         return reader
 
-    def _open(self, source: _Source, owned: bool) -> None:
+    def _open(self, source: _Source, owned: bool, recover: bool = False) -> None:
         self._src = source
         self._owned = owned
         self.path = source.name
@@ -92,20 +96,32 @@ class ContainerReader:
         self._index: Index | None = None
         self._stream_keyframes: list[list[KeyframeEntry]] = [[] for _ in self.streams]
         if self.file_size is not None and self.file_size - TRAILER.size >= self._first_packet:
-            self._load_index(self.file_size - TRAILER.size)
+            try:
+                self._load_index(self.file_size - TRAILER.size)
+            except FormatError:
+                if not recover:
+                    raise
 
     @property
     def has_index(self) -> bool:
         """Whether the index is loaded: from the trailer at open, or after one full pass."""
         return self._index is not None
 
-    def packets(self, stream: int | None = None) -> Iterator[Packet]:
+    def packets(
+        self, stream: int | None = None, *, on_damage: Callable[[FormatError], None] | None = None
+    ) -> Iterator[Packet]:
         """All packets (of one stream, if given) from the first, each CRC-checked. Ends only at
         a valid index and trailer matching the packets; a file cut short yields each complete
-        packet, then raises FormatError."""
+        packet, then raises FormatError.
+
+        With ``on_damage`` (seekable files only), damage is passed to it instead and reading
+        resumes at the next intact packet: lost packets are skipped, not fatal.
+        """
         if stream is not None:
             self._check_stream(stream)
-        return self._packets(self._first_packet, stream)
+        if on_damage is not None and self.file_size is None:
+            raise io.UnsupportedOperation(f"{self.path}: recovery needs a seekable file")
+        return self._packets(self._first_packet, stream, on_damage)
 
     def summaries(self) -> list[StreamSummary]:
         """Per-stream counts; from the index, else by walking packet headers to the index."""
@@ -164,8 +180,13 @@ class ContainerReader:
         for entry in index.keyframes:
             self._stream_keyframes[entry.stream].append(entry)
 
-    def _packets(self, start: int, stream: int | None) -> Iterator[Packet]:
-        for offset, header, payload in self._walk(start, payloads=True):
+    def _packets(
+        self,
+        start: int,
+        stream: int | None,
+        on_damage: Callable[[FormatError], None] | None = None,
+    ) -> Iterator[Packet]:
+        for offset, header, payload in self._walk(start, payloads=True, on_damage=on_damage):
             if stream is None or header.stream == stream:
                 yield Packet(
                     header.stream, header.pts, header.duration, header.keyframe, payload, offset
@@ -197,37 +218,84 @@ class ContainerReader:
             # Damage after the start point: the walk from there yields up to it, then raises.
         return found
 
-    def _walk(self, start: int, *, payloads: bool) -> _Walk:
+    def _walk(
+        self,
+        start: int,
+        *,
+        payloads: bool,
+        on_damage: Callable[[FormatError], None] | None = None,
+    ) -> _Walk:
         """Yield the packets from byte ``start`` up to the index, each checked (payloads read
         and CRC-checked, or skipped); return the index after checking it and the trailer. A
-        walk from the first packet also checks that the index describes exactly what it saw."""
+        walk from the first packet also checks that the index describes exactly what it saw.
+        With ``on_damage``, damage goes there and the walk resumes at the next intact packet
+        (returning None if it finds no intact index)."""
         seen = IndexBuilder(len(self.streams)) if start == self._first_packet else None
         src, pos = self._src, start
         while True:
-            src.seek(pos)  # other walks may have moved the file
-            sync = src.read_upto(len(PACKET_SYNC))
-            if sync == INDEX_SYNC:
-                return self._finish_walk(pos, seen)
-            if len(sync) < len(PACKET_SYNC):
-                raise FormatError(
-                    self.path, src.pos, f"file ends at byte {src.pos} before its index: truncated"
-                )
-            if sync != PACKET_SYNC:
-                raise FormatError(self.path, pos, f"expected packet at byte {pos}, found {sync!r}")
-            raw = sync + src.read(PACKET_HEADER_SIZE - len(sync), "packet header")
-            header = decode_packet_header(raw, pos, self.path, len(self.streams), src.remaining())
-            if payloads:
-                payload = src.read(header.payload_length, "packet payload")
-                check_crc(
-                    payload, src.read(CRC.size, "payload CRC"), src.pos - 4, self.path, "payload"
-                )
-            else:
-                payload = b""
-                src.skip(header.payload_length + CRC.size, "packet payload")
+            try:
+                src.seek(pos)  # other walks may have moved the file
+                sync = src.read_upto(len(PACKET_SYNC))
+                if sync == INDEX_SYNC:
+                    return self._finish_walk(pos, seen)
+                header, payload = self._read_packet(pos, sync, payloads)
+            except FormatError as error:
+                if on_damage is None:
+                    raise
+                on_damage(error)
+                seen = None  # packets are missing: the index cannot be checked against them
+                found = self._resync(pos)
+                if found is None:
+                    return None
+                pos = found
+                continue
             if seen is not None:
                 seen.add(header, pos)
             offset, pos = pos, src.pos  # before yielding: the consumer may move the file
             yield offset, header, payload
+
+    def _read_packet(self, pos: int, sync: bytes, payloads: bool) -> tuple[PacketHeader, bytes]:
+        """Check and read the packet at ``pos`` whose first bytes ``sync`` were just read."""
+        src = self._src
+        if len(sync) < len(PACKET_SYNC):
+            raise FormatError(
+                self.path, src.pos, f"file ends at byte {src.pos} before its index: truncated"
+            )
+        if sync != PACKET_SYNC:
+            raise FormatError(self.path, pos, f"expected packet at byte {pos}, found {sync!r}")
+        raw = sync + src.read(PACKET_HEADER_SIZE - len(sync), "packet header")
+        header = decode_packet_header(raw, pos, self.path, len(self.streams), src.remaining())
+        if not payloads:
+            src.skip(header.payload_length + CRC.size, "packet payload")
+            return header, b""
+        payload = src.read(header.payload_length, "packet payload")
+        check_crc(payload, src.read(CRC.size, "payload CRC"), src.pos - 4, self.path, "payload")
+        return header, payload
+
+    def _resync(self, damaged: int) -> int | None:
+        """Where reading can resume after damage at byte ``damaged``: the next packet whose
+        header CRC holds (a false match is a 2^-32 chance), or the index sync; None if neither
+        follows. Searched a chunk at a time, so memory stays bounded."""
+        src, pos = self._src, damaged + 1
+        while True:
+            src.seek(pos)
+            chunk = src.read_upto(_CHUNK + PACKET_HEADER_SIZE)
+            if len(chunk) < len(PACKET_SYNC):
+                return None
+            for at in sorted(_all(chunk, PACKET_SYNC) + _all(chunk, INDEX_SYNC)):
+                if at >= _CHUNK:
+                    break  # the next chunk starts here
+                if chunk[at : at + 4] == INDEX_SYNC:
+                    return pos + at
+                raw = chunk[at : at + PACKET_HEADER_SIZE]
+                try:
+                    decode_packet_header(raw, pos + at, self.path, len(self.streams), None)
+                except (FormatError, struct.error):
+                    continue
+                return pos + at
+            if len(chunk) <= _CHUNK:
+                return None
+            pos += _CHUNK
 
     def _finish_walk(self, at: int, seen: IndexBuilder | None) -> Index:
         """Check the index at ``at`` (its sync already read) and the trailer that must end the
@@ -257,12 +325,22 @@ class ContainerReader:
 
 
 def _run_to_end(walk: _Walk) -> Index:
-    """Run a walk to its end; return the index it checked there."""
+    """Run a walk (one without recovery) to its end; return the index it checked there."""
     try:
         while True:
             next(walk)
     except StopIteration as end:
+        assert end.value is not None  # only a recovering walk ends without an index
         return end.value
+
+
+def _all(data: bytes, needle: bytes) -> list[int]:
+    """Every position of ``needle`` in ``data``."""
+    found, at = [], data.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = data.find(needle, at + 1)
+    return found
 
 
 class _Source:
