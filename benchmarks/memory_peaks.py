@@ -86,7 +86,7 @@ def measure_image(work: Path, width: int, height: int) -> dict[str, dict[str, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, nargs="+", default=[60.0])
+    parser.add_argument("--minutes", type=float, nargs="*", default=[60.0])
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--image", default="8000x6000", help="WIDTHxHEIGHT, or 'none'")
     parser.add_argument("--work", type=Path, help="keep the generated files here")

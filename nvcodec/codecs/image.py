@@ -67,12 +67,6 @@ def as_pixels(image: Pixels) -> np.ndarray:
     return image
 
 
-def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice]]:
-    for top in range(0, height, TILE_LATENT):
-        for left in range(0, width, TILE_LATENT):
-            yield slice(top, top + TILE_LATENT), slice(left, left + TILE_LATENT)
-
-
 class ImageCodec:
     """A loaded image model and the packet format around it."""
 
@@ -119,43 +113,54 @@ class ImageCodec:
     @torch.inference_mode()
     def latents(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
         """The rounded latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
-        self._check_quality(quality)
-        color = _color_planes(as_pixels(pixels))
-        block = self.config.block
-        height, width = color.shape[:2]
-        pad_h, pad_w = -height % block, -width % block
-        x = torch.tensor(color).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-        # The analysis is local to each wavelet block, so rows can be coded strip by strip.
-        strip = TILE_LATENT * block
-        with one_thread():
-            parts = [
-                torch.round(self.model.encode_latent(x[:, :, top : top + strip], quality))
-                for top in range(0, x.shape[2], strip)
-            ]
-        return torch.cat(parts, dim=2)
+        return torch.cat(list(self._latent_strips(as_pixels(pixels), quality)), dim=2)
 
+    def _latent_strips(self, pixels: np.ndarray, quality: int) -> Iterator[torch.Tensor]:
+        """The rounded latent, ``TILE_LATENT`` rows at a time from the top. The analysis is
+        local to each wavelet block, so neither the latent nor a float copy of the image is
+        ever needed whole."""
+        self._check_quality(quality)
+        color = _color_planes(pixels)
+        block = self.config.block
+        pad_w = -color.shape[1] % block
+        strip = TILE_LATENT * block
+        for top in range(0, color.shape[0], strip):
+            rows = color[top : top + strip]
+            x = torch.tensor(rows).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+            pad_h = -rows.shape[0] % block
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+            with one_thread():
+                latent = torch.round(self.model.encode_latent(x, quality))
+            yield latent
+
+    @torch.inference_mode()
     def encode(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> bytes:
         """Code an image (see ``as_pixels``; 1 to 4 channels) into one packet payload."""
         pixels = as_pixels(pixels)
         height, width = pixels.shape[:2]
         if height * width > MAX_PIXELS:
             raise ValueError(f"{width}x{height} exceeds {MAX_PIXELS} pixels")
-        latent = self.latents(pixels, quality)
+        self._check_quality(quality)
         entropy_model = self.model.entropy_models[quality]
         has_alpha = pixels.shape[2] in (2, 4)
         channels = (1 if pixels.shape[2] <= 2 else 3) + int(has_alpha)
         out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels, height, width, TILE_LATENT)]
-        for rows, cols in _tiles(latent.shape[2], latent.shape[3]):
-            coded = entropy_model.compress(latent[:, :, rows, cols])
-            out += [_LENGTH.pack(len(coded)), coded]
+        for strip in self._latent_strips(pixels, quality):
+            for left in range(0, strip.shape[3], TILE_LATENT):
+                coded = entropy_model.compress(strip[:, :, :, left : left + TILE_LATENT])
+                out += [_LENGTH.pack(len(coded)), coded]
         alpha = _png_bytes(pixels[..., -1]) if has_alpha else b""
         out += [_LENGTH.pack(len(alpha)), alpha]
         return b"".join(out)
 
     @torch.inference_mode()
     def decode(self, payload: bytes) -> DecodedImage:
-        """Decode one packet payload; raises :class:`BitstreamError` on a malformed payload."""
+        """Decode one packet payload; raises :class:`BitstreamError` on a malformed payload.
+
+        The payload's layout is checked whole before anything is decoded; then tiles are
+        decoded a strip at a time, each strip synthesized once the next one is known (its
+        halo), so only three strips of latent are held, besides the pixels.
+        """
         reader = _PayloadReader(payload)
         version, quality, channels, height, width, tile = reader.unpack(_PACKET_HEADER)
         if version != PACKET_VERSION:
@@ -176,44 +181,69 @@ class ImageCodec:
                 f"image packet declares {width}x{height} pixels ({tiles} tiles) but holds only "
                 f"{reader.remaining} bytes after its header"
             )
-        entropy_model = self.model.entropy_models[quality]
-        latent = torch.empty(1, self.config.latent_channels, lat_h, lat_w)
-        for rows, cols in _tiles(lat_h, lat_w):
-            view = latent[:, :, rows, cols]
-            view.copy_(entropy_model.decompress(reader.chunk(), tuple(view.shape)))
-        alpha = reader.chunk()
+        chunks = [reader.chunk() for _ in range(tiles + 1)]
         reader.finish()
+        alpha = chunks.pop()
         if bool(alpha) != (channels in (2, 4)):
             raise BitstreamError(
                 f"image packet with {channels} channels has {len(alpha)} alpha bytes"
             )
+        pixels = np.empty((height, width, channels), dtype=np.uint8)
+        strips = self._decoded_strips(iter(chunks), quality, lat_h, lat_w)
+        previous, current, top = None, next(strips), 0
         with one_thread():
-            planes = [self._synthesize(latent, quality)[:height, :width]]
-        if channels in (1, 2):
-            # Gray was coded as three equal planes: their mean is the best estimate.
-            planes = [np.round(planes[0].mean(axis=2, keepdims=True)).astype(np.uint8)]
+            while current is not None:
+                following = next(strips, None)
+                parts = [current]
+                if previous is not None:
+                    parts.insert(0, previous[:, :, -TILE_HALO:])
+                if following is not None:
+                    parts.append(following[:, :, :TILE_HALO])
+                halo = TILE_HALO if previous is not None else 0
+                band = self._synthesize(torch.cat(parts, dim=2), halo, current.shape[2], quality)
+                band = band[: height - top, :width]
+                if channels in (1, 2):
+                    # Gray was coded as three equal planes: their mean is the best estimate.
+                    band = np.round(band.mean(axis=2, keepdims=True)).astype(np.uint8)
+                pixels[top : top + band.shape[0], :, : band.shape[2]] = band
+                top += band.shape[0]
+                previous, current = current, following
         if channels in (2, 4):
-            planes.append(_png_plane(alpha, height, width)[..., None])
-        return DecodedImage(pixels=np.concatenate(planes, axis=2), quality=quality)
+            pixels[..., -1] = _png_plane(alpha, height, width)
+        return DecodedImage(pixels=pixels, quality=quality)
 
-    def _synthesize(self, latent: torch.Tensor, quality: int) -> np.ndarray:
-        """Decode the latent window by window (with a halo) so memory stays bounded."""
+    def _decoded_strips(
+        self, chunks: Iterator[bytes], quality: int, lat_h: int, lat_w: int
+    ) -> Iterator[torch.Tensor]:
+        """The latent, ``TILE_LATENT`` rows at a time, from the tiles' entropy-coded bytes."""
+        entropy_model = self.model.entropy_models[quality]
+        for top in range(0, lat_h, TILE_LATENT):
+            strip = torch.empty(
+                1, self.config.latent_channels, min(TILE_LATENT, lat_h - top), lat_w
+            )
+            for left in range(0, lat_w, TILE_LATENT):
+                view = strip[:, :, :, left : left + TILE_LATENT]
+                view.copy_(entropy_model.decompress(next(chunks), tuple(view.shape)))
+            yield strip
+
+    def _synthesize(self, window: torch.Tensor, halo: int, rows: int, quality: int) -> np.ndarray:
+        """Pixels of the ``rows`` latent rows that start ``halo`` rows into ``window``, decoded
+        tile by tile with ``TILE_HALO`` latent positions around each (no seams)."""
         block = self.config.block
-        _, _, lat_h, lat_w = latent.shape
-        out = np.empty((lat_h * block, lat_w * block, 3), dtype=np.uint8)
-        for rows, cols in _tiles(lat_h, lat_w):
-            top, left = max(rows.start - TILE_HALO, 0), max(cols.start - TILE_HALO, 0)
-            window = latent[:, :, top : rows.stop + TILE_HALO, left : cols.stop + TILE_HALO]
-            image = self.model.decode_latent(window, quality)
-            crop_top, crop_left = (rows.start - top) * block, (cols.start - left) * block
-            h = min(rows.stop, lat_h) - rows.start
-            w = min(cols.stop, lat_w) - cols.start
-            image = image[0, :, crop_top : crop_top + h * block, crop_left : crop_left + w * block]
+        lat_w = window.shape[3]
+        out = np.empty((rows * block, lat_w * block, 3), dtype=np.uint8)
+        for left in range(0, lat_w, TILE_LATENT):
+            start = max(left - TILE_HALO, 0)
+            image = self.model.decode_latent(
+                window[:, :, :, start : left + TILE_LATENT + TILE_HALO], quality
+            )
+            crop_left = (left - start) * block
+            w = min(left + TILE_LATENT, lat_w) - left
+            image = image[
+                0, :, halo * block : (halo + rows) * block, crop_left : crop_left + w * block
+            ]
             pixels = torch.clamp(torch.round((image + 0.5) * 255.0), 0, 255).to(torch.uint8)
-            out[
-                rows.start * block : (rows.start + h) * block,
-                cols.start * block : (cols.start + w) * block,
-            ] = pixels.permute(1, 2, 0).numpy()
+            out[:, left * block : (left + w) * block] = pixels.permute(1, 2, 0).numpy()
         return out
 
 
