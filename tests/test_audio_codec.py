@@ -229,3 +229,13 @@ def test_damage_in_the_middle_loses_that_packet_only(
     with pytest.raises(FormatError, match=r"CRC mismatch|trailer places the index"):
         decode_file(tmp_path / "hurt.nvc", tmp_path / "strict.wav", strict=True)
     assert not (tmp_path / "strict.wav").exists()
+
+
+def test_a_length_of_whole_packets_is_kept_exactly(tmp_path: Path, speech: np.ndarray) -> None:
+    """10 s at 24 kHz is 750 hops: the last packet holds only the closing frame, at the end."""
+    write_audio(tmp_path / "ten.wav", Audio(speech[:, : 24000 * 10], 24000))
+    encode_file(tmp_path / "ten.wav", tmp_path / "ten.nvc")
+    with ContainerReader(tmp_path / "ten.nvc") as reader:
+        assert [(p.pts, p.duration) for p in reader.packets()] == [(0, 240000), (240000, 0)]
+    decode_file(tmp_path / "ten.nvc", tmp_path / "back.wav")
+    assert read_audio(tmp_path / "back.wav").samples.shape == (1, 240000)

@@ -153,7 +153,7 @@ def encode_audio_file(
             except NvcodecError as e:
                 raise NvcodecError(f"{source}: {e}") from None
             assert pending is not None  # encode_blocks raises on an empty input
-            _write_audio_packet(writer, pending, max(reader.samples_read, pending[0] + 1))
+            _write_audio_packet(writer, pending, max(reader.samples_read, pending[0]))
         duration = reader.samples_read / reader.rate
     size = output.stat().st_size
     kbps = size * 8 / max(duration, 1e-9) / 1000
