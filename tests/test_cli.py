@@ -154,6 +154,11 @@ FAILURES = {
     "unknown bitrate": (["encode", "{wav}", "{dir}/o.nvc", "-b", "7k"], ["--bitrate must"]),
     "bitrate for an image": (["encode", "{png}", "{dir}/o.nvc", "-b", "6k"], ["{png}", "audio"]),
     "quality for audio": (["encode", "{wav}", "{dir}/o.nvc", "-q", "2"], ["{wav}", "images"]),
+    "pickled tokens": (["detokenize", "{dir}/pickle.npy", "{dir}/o.wav"], ["pickle.npy"]),
+    "tokens past the file's end": (
+        ["detokenize", "{dir}/huge.npy", "{dir}/o.wav"],
+        ["huge.npy", "declares (1, 100000000000, 8) int16 (1600000000000 bytes) but holds 16"],
+    ),
     "output exists": (["decode", "{nvc}", "{png}"], ["{png}", "already exists"]),
     "output is the input": (["encode", "{png}", "{png}", "--force"], ["{png}", "is also an input"]),
     "unknown output format": (["decode", "{nvc}", "{dir}/o.xyz"], ["o.xyz", "unknown image"]),
@@ -169,6 +174,11 @@ def test_failures_are_one_line_naming_the_file(
     tmp_path: Path, small_png: Path, coded: Path, samples_dir: Path, case: str
 ) -> None:
     (tmp_path / "notes.txt").write_text("not media")
+    np.save(tmp_path / "pickle.npy", np.array([{"code": "runs on load"}]), allow_pickle=True)
+    with (tmp_path / "huge.npy").open("wb") as file:
+        header = {"descr": "<i2", "fortran_order": False, "shape": (1, 10**11, 8)}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.write(bytes(16))
     with_stream(coded, tmp_path / "unknown.nvc", model_id="not-installed")
     with_stream(coded, tmp_path / "other.nvc", model_sha256=bytes(32))
     names = {

@@ -7,6 +7,8 @@ lower bitrate. ``detokenize`` gives audio at the model rate, (frames - 1) * hop 
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,7 @@ def tokenize_file(
 def detokenize_file(source: Path, output: Path, *, model_id: str, overwrite: bool = False) -> None:
     codec = AudioCodec.load(model_id)
     try:
-        if source.stat().st_size > MAX_TOKEN_FILE_BYTES:
-            raise NvcodecError(f"{source}: larger than {MAX_TOKEN_FILE_BYTES} bytes")
-        tokens = np.load(source, allow_pickle=False)
+        tokens = _read_tokens(source)
     except (OSError, ValueError) as e:
         raise NvcodecError(f"{source}: not a readable .npy token file ({e})") from None
     if not np.issubdtype(tokens.dtype, np.integer):
@@ -51,3 +51,27 @@ def detokenize_file(source: Path, output: Path, *, model_id: str, overwrite: boo
         output, rate=codec.rate, channels=samples.shape[0], overwrite=overwrite, protect=(source,)
     ) as writer:
         writer.write(samples)
+
+
+def _read_tokens(source: Path) -> np.ndarray:
+    """The array in a .npy file, its declared size checked against the file's before numpy
+    allocates it (np.load trusts the header)."""
+    with source.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_TOKEN_FILE_BYTES:
+            raise NvcodecError(f"{source}: larger than {MAX_TOKEN_FILE_BYTES} bytes")
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+        else:
+            raise ValueError(f".npy format {version[0]}.{version[1]} is not supported")
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > size - file.tell():
+            raise NvcodecError(
+                f"{source}: declares {shape} {dtype} ({declared} bytes) but holds "
+                f"{size - file.tell()}"
+            )
+        file.seek(0)
+        return np.load(file, allow_pickle=False)
