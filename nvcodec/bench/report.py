@@ -195,6 +195,13 @@ def plot(run: BenchRun, bench: MediaBench) -> bytes:
     all_curves = curves(run, bench, refs)
     # Published curves are cut to the measured rate range, so they do not set the axes.
     top = 1.1 * max(max(all_curves[c.name][bench.rate_unit]) for c in run.codecs)
+    # Measured codecs take tab10's colours, published curves Dark2's: no two lines share one.
+    measured, published_colors = plt.get_cmap("tab10"), plt.get_cmap("Dark2")
+    colors = {
+        name: published_colors(i % 8) if name in reference_names else measured(i % 10)
+        for names in ([c.name for c in run.codecs], [ref["name"] for ref in refs])
+        for i, name in enumerate(names)
+    }
     figure, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 5), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
         for name, curve in all_curves.items():
@@ -213,7 +220,8 @@ def plot(run: BenchRun, bench: MediaBench) -> bytes:
                 marker=None if published else "o",
                 markersize=3,
                 linewidth=1 if published else 1.5,
-                label=f"{name} (published)" if published else name,
+                color=colors[name],
+                label=f"{name}, published" if published else name,
             )
         axis.set_xlabel(bench.rate_unit)
         axis.set_ylabel(metric)
