@@ -1,6 +1,7 @@
 """Fuzz ``nvcodec info`` and ``nvcodec decode`` with mutated real .nvc files (nvcodec/fuzz.py).
 
 Run:  nice -n 19 .venv/bin/python benchmarks/fuzz_decoders.py --inputs 100000 [--seed S] [--jobs N]
+      (--first N starts at input N, to split a run)
       .venv/bin/python benchmarks/fuzz_decoders.py --seed S --replay 1234   (one input, traceback)
 
 Allowed outcomes are success and NvcodecError subclasses. Each worker process caps its address
@@ -172,13 +173,15 @@ def run(args: argparse.Namespace) -> dict:
         corpus_in(Path(corpus_dir))  # encoded once, here, with the installed models
         pool = Pool(args.jobs, Path(corpus_dir), args.seed, cap)
         began = time.monotonic()
-        next_input = 0
+        next_input, end = args.first, args.first + args.inputs
         while len(results) < args.inputs:
-            while pool.idle and next_input < args.inputs:
+            while pool.idle and next_input < end:
                 pool.submit(next_input)
                 next_input += 1
             for result in pool.collect(args.timeout):
                 results.append(result)
+                if result["decode"] == BUG:
+                    print(f"input {result['input']}: {result['bug']}", flush=True)
                 if len(results) % args.progress == 0:
                     elapsed = time.monotonic() - began
                     bugs = sum(r["decode"] == BUG for r in results)
@@ -215,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first", type=int, default=0, help="number of the first input")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per input")
     parser.add_argument("--memory-cap", type=float, default=2.0, help="GiB of address space")

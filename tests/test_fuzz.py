@@ -98,11 +98,17 @@ def alpha_of_size(width: int, height: int) -> Callable[[Parsed], None]:
 
 SPEECH, PHOTO, RGBA = "speech-1.5s-3k", "rgb-96x64-q3", "rgba-48x32-q4"
 REGRESSIONS = {  # seed, edit, error, message
-    "channels over PyAV's layouts": (
+    "channels over FFmpeg's layouts": (
         SPEECH,
         stream_field(channels=100),
         FormatError,
         "declares 100 channels",
+    ),
+    "channels between FFmpeg's layouts": (
+        SPEECH,
+        stream_field(channels=15),
+        FormatError,
+        "declares 15 channels",
     ),
     "huge sample rate": (SPEECH, stream_field(sample_rate=1 << 31), FormatError, "sample rate"),
     "time base not 1/rate": (

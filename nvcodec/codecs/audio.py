@@ -25,6 +25,7 @@ import torch
 from nvcodec.container import StreamInfo, StreamKind
 from nvcodec.entropy.index_coder import IndexCoder
 from nvcodec.errors import BitstreamError, ModelError, NvcodecError
+from nvcodec.io.audio import LAYOUT_CHANNELS
 from nvcodec.models.audio_codec import ARCHITECTURE, AudioCodecConfig, SpectralAudioCodec
 from nvcodec.models.store import StoredModel, load_model
 from nvcodec.utils.threads import one_thread
@@ -39,9 +40,7 @@ BITRATES = {1500: 2, 3000: 4, 6000: 8, 12000: 16}
 DEFAULT_BITRATE = 6000
 _PACKET_HEADER = struct.Struct("<BBH")
 _STREAM_CONFIG = struct.Struct("<BBH")  # version, codebooks, packet frames
-# PyAV's FFmpeg names channel layouts up to 24 channels; a rate above 768 kHz is not audio.
-MAX_CHANNELS = 24
-MAX_SAMPLE_RATE = 768_000
+MAX_SAMPLE_RATE = 768_000  # above this it is not audio
 
 
 def parse_bitrate(text: str) -> int:
@@ -145,10 +144,11 @@ class AudioCodec:
         packet_frames: int = PACKET_FRAMES,
     ) -> StreamInfo:
         """A stream at the source's own rate: pts and duration count source samples."""
-        if not 0 < channels <= MAX_CHANNELS or not 0 < sample_rate <= MAX_SAMPLE_RATE:
+        if channels not in LAYOUT_CHANNELS or not 0 < sample_rate <= MAX_SAMPLE_RATE:
+            counts = ", ".join(str(n) for n in sorted(LAYOUT_CHANNELS))
             raise NvcodecError(
-                f"{channels} channels at {sample_rate} Hz: nvcodec codes 1..{MAX_CHANNELS} "
-                f"channels at up to {MAX_SAMPLE_RATE} Hz"
+                f"{channels} channels at {sample_rate} Hz: nvcodec codes {counts} channels "
+                f"at up to {MAX_SAMPLE_RATE} Hz"
             )
         return StreamInfo(
             kind=StreamKind.AUDIO,
@@ -277,7 +277,7 @@ class AudioCodec:
                 f"audio stream uses {config.codebooks} codebooks; model "
                 f"{self.manifest.model_id!r} has {self.config.codebooks}"
             )
-        if not 0 < stream.channels <= MAX_CHANNELS:
+        if stream.channels not in LAYOUT_CHANNELS:
             raise BitstreamError(f"audio stream declares {stream.channels} channels")
         if not 0 < stream.sample_rate <= MAX_SAMPLE_RATE:
             raise BitstreamError(f"audio stream declares a sample rate of {stream.sample_rate} Hz")

@@ -48,7 +48,13 @@ class Audio:
         return self.samples.shape[1] / self.rate
 
 
+# Channel counts FFmpeg has a default layout for (its "<N>c" names): the ones files can carry.
+LAYOUT_CHANNELS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 24})
+
+
 def _layout(channels: int) -> av.AudioLayout:
+    if channels not in LAYOUT_CHANNELS:
+        raise NvcodecError(f"{channels} audio channels have no FFmpeg channel layout")
     return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels, f"{channels}c"))
 
 
