@@ -202,13 +202,19 @@ def _load_codec(codec: type[_Codec], source: Path, number: int, stream: StreamIn
 
 
 def decode_audio_file(
-    source: Path, output: Path, *, overwrite: bool = False, strict: bool = False
+    source: Path,
+    output: Path,
+    *,
+    overwrite: bool = False,
+    strict: bool = False,
+    codec: audio_codec.AudioCodec | None = None,
 ) -> DecodeReport:
     """Decode the first audio stream to wav/flac/ogg/mp3/m4a at the source rate and length.
 
     A damaged packet or a missing range loses that audio only: silence stands in for it and
     decoding resumes at the next intact packet. A file cut short decodes up to the cut. What
-    was lost is reported, or raised instead with ``strict``.
+    was lost is reported, or raised instead with ``strict``. ``codec``: an already loaded
+    model (the bench times decoding without loading), used if it is the one the stream names.
     """
     damage: list[FormatError] = []
 
@@ -220,7 +226,8 @@ def decode_audio_file(
     with ContainerReader(source, recover=not strict) as reader:
         index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
         stream = reader.streams[index]
-        codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
+        if codec is None or codec.manifest.sha256_bytes != stream.model_sha256:
+            codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
         try:
             config = codec.stream_config(stream)
         except BitstreamError as e:
