@@ -30,6 +30,13 @@ def test_train_resume_export_and_use(tmp_path: Path, samples_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
 
+    result = CliRunner().invoke(
+        app, [*args[:-4], "--init", "audio-rvq", "--steps", "1", "--out", str(tmp_path / "more")]
+    )
+    assert result.exit_code == 0, result.output
+    continued = load_model("tiny", search=[tmp_path / "more"]).manifest.recipe
+    assert continued["init"] == "audio-rvq" and "init_model" in continued
+
     stored = load_model("tiny", search=[out])
     assert stored.manifest.recipe["steps"] == 3
     assert all(t.dtype == torch.float16 for k, t in stored.tensors.items() if "index" not in k)

@@ -139,6 +139,10 @@ def train_audio(
     seconds: Annotated[float, typer.Option(min=0.1, help="Segment length.")] = 1.0,
     lr: Annotated[float, typer.Option()] = 5e-4,
     seed: Annotated[int, typer.Option()] = 0,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start from this installed model (e.g. the shipped audio-rvq)."),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if present.")
     ] = False,
@@ -160,14 +164,20 @@ def train_audio(
         seconds=seconds,
         lr=lr,
         seed=seed,
+        init=init,
     )
     checkpoint = out / "checkpoint.pt"
-    start, optimizer_state = 0, None
+    start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
         model = SpectralAudioCodec(AudioCodecConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         start, optimizer_state = state["step"], state["optimizer"]
+    elif init is not None:
+        from nvcodec.codecs.audio import AudioCodec
+
+        shipped = AudioCodec.load(init)
+        model, base = shipped.model, shipped.manifest
     else:
         torch.manual_seed(seed)
         model = SpectralAudioCodec(AudioCodecConfig())
@@ -205,5 +215,7 @@ def train_audio(
         )
     index_coder = recipe.fit_index_coder(model, clips)
     made = recipe_of(settings, time.monotonic() - began)
+    if base is not None:  # the chain of recipes stays reproducible
+        made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
     manifest = recipe.export(model, index_coder, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

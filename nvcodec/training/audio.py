@@ -41,6 +41,7 @@ class AudioTrainSettings:
     seconds: float = 1.0
     lr: float = 5e-4
     seed: int = 0
+    init: str | None = None
     restart_every: int = 100
 
 
