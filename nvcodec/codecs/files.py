@@ -216,12 +216,16 @@ def decode_audio_file(
     was lost is reported, or raised instead with ``strict``. ``codec``: an already loaded
     model (the bench times decoding without loading), used if it is the one the stream names.
     """
-    damage: list[FormatError] = []
+    damage: list[FormatError] = []  # the first, which is reported; the rest are counted
+    damage_count = 0
 
     def damaged(error: FormatError) -> None:
+        nonlocal damage_count
         if strict:
             raise error
-        damage.append(error)
+        if not damage:
+            damage.append(error)
+        damage_count += 1
 
     with ContainerReader(source, recover=not strict) as reader:
         index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
@@ -291,9 +295,9 @@ def decode_audio_file(
                         packet, indices = pending
                         end_of_last = packet.offset + PACKET_OVERHEAD + len(packet.payload)
                         yield indices
-                        known = len(damage)
+                        known = damage_count
                         pending = next(packets, None)
-                        if len(damage) > known:
+                        if damage_count > known:
                             return
 
                 for block in codec.decode_packets(segment()):
@@ -309,7 +313,7 @@ def decode_audio_file(
         return DecodeReport(output, f"{damage[0]} (decoded up to there)")
     return DecodeReport(
         output,
-        f"{damage[0]} ({len(damage)} damaged part(s): {lost / codec.rate:.2f} s of audio lost, "
+        f"{damage[0]} ({damage_count} damaged part(s): {lost / codec.rate:.2f} s of audio lost, "
         "silence in its place)",
     )
 
