@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import typer
@@ -12,8 +12,29 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nvcodec.cli.errors import user_errors
 from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
+from nvcodec.models.store import Manifest
+from nvcodec.training.common import recipe_of
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+    )
+
+
+def _recipe(settings: Any, began: float, base: Manifest | None) -> dict[str, Any]:
+    """The manifest's recipe; a model made from another carries that model's recipe, so the
+    chain stays reproducible."""
+    made = recipe_of(settings, time.monotonic() - began)
+    if base is not None:
+        made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
+    return made
 
 
 @train_app.command("image")
@@ -91,14 +112,7 @@ def train_image(
     else:
         model = recipe.new_model(ImageCodecConfig(entropy_classes=classes), sampler, seed)
     validation = recipe.load_validation(val) if val is not None else []
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns) as bar:
+    with _progress_bar() as bar:
         task = bar.add_task("train image", total=steps, completed=start, stats="")
 
         def report(step: int, stats: dict[str, float]) -> None:
@@ -118,10 +132,7 @@ def train_image(
             optimizer_state=optimizer_state,
             progress=report,
         )
-    made = recipe.recipe_of(settings, time.monotonic() - began)
-    if base is not None:
-        # A model refit from another carries that model's recipe: the chain stays reproducible.
-        made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
+    made = _recipe(settings, began, base)
     manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")
 
@@ -154,7 +165,6 @@ def train_audio(
     """Train the RVQ audio codec: spectral + mel losses, quantizer dropout, index tables."""
     from nvcodec.models.audio_codec import AudioCodecConfig, SpectralAudioCodec
     from nvcodec.training import audio as recipe
-    from nvcodec.training.image import recipe_of
 
     began = time.monotonic()
     settings = recipe.AudioTrainSettings(
@@ -186,14 +196,7 @@ def train_audio(
     hop = model.config.hop
     sampler = recipe.SegmentSampler(clips, max(1, round(seconds * rate / hop)) * hop, seed + start)
     validation = recipe.load_clips(recipe.audio_paths([val])[:4], rate) if val else []
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns) as bar:
+    with _progress_bar() as bar:
         task = bar.add_task("train audio", total=steps, completed=start, stats="")
 
         def report(step: int, stats: dict[str, float]) -> None:
@@ -214,8 +217,6 @@ def train_audio(
             progress=report,
         )
     index_coder = recipe.fit_index_coder(model, clips)
-    made = recipe_of(settings, time.monotonic() - began)
-    if base is not None:  # the chain of recipes stays reproducible
-        made["init_model"] = {"sha256": base.sha256, "recipe": base.recipe}
+    made = _recipe(settings, began, base)
     manifest = recipe.export(model, index_coder, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

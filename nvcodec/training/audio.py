@@ -26,8 +26,8 @@ from nvcodec.entropy.index_coder import IndexCoder
 from nvcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from nvcodec.models.audio_codec import ARCHITECTURE, SpectralAudioCodec
 from nvcodec.models.store import Manifest, save_model
+from nvcodec.training.common import save_checkpoint
 from nvcodec.transforms.spectral import mel_distance
-from nvcodec.utils.files import atomic_output
 
 # Codebooks per training item and their odds: 1.5, 3, 6 (the main target) and 12 kbps.
 STAGE_CHOICES = ((2, 0.2), (4, 0.2), (8, 0.35), (16, 0.25))
@@ -108,19 +108,6 @@ def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def save_checkpoint(path: Path, model: SpectralAudioCodec, step: int, optimizer: Any) -> None:
-    """Checkpoints hold tensors only (no pickled code)."""
-    state = {
-        "step": step,
-        "config": model.config.to_dict(),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path, overwrite=True) as f:
-        torch.save(state, f)
 
 
 def train(

@@ -15,12 +15,9 @@ A trained model can be refit without touching its transforms (``reconfigured`` +
 from __future__ import annotations
 
 import math
-import os
-import platform
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +30,8 @@ from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest, save_model
+from nvcodec.training.common import save_checkpoint
 from nvcodec.transforms.wavelet import packet_forward
-from nvcodec.utils.files import atomic_output
 
 # Distortion weight per quality level: CompressAI's eight lambdas, matched to the default gains.
 DEFAULT_LMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
@@ -125,19 +122,6 @@ def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.1 if step >= 0.9 * steps else 1.0
-
-
-def save_checkpoint(path: Path, model: WaveletImageCodec, step: int, optimizer: Any) -> None:
-    """Checkpoints hold tensors only (torch.save of a dict of tensors and ints, no pickled code)."""
-    state = {
-        "step": step,
-        "config": model.config.to_dict(),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path, overwrite=True) as f:
-        torch.save(state, f)
 
 
 def train(
@@ -308,15 +292,3 @@ def new_model(config: ImageCodecConfig, sampler: CropSampler, seed: int) -> Wave
     pca_init(model, sampler)
     fit_densities(model, sampler)
     return model
-
-
-def recipe_of(settings: TrainSettings, seconds: float) -> dict[str, Any]:
-    """What a manifest records: the settings, time, software and machine."""
-    return {
-        **asdict(settings),
-        "seconds": round(seconds, 1),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
