@@ -27,8 +27,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 
-from nvcodec.cli.info import describe_container
+from nvcodec.cli.info import describe_container, render_description
 from nvcodec.codecs.audio import AudioCodec
 from nvcodec.codecs.files import decode_file, encode_file
 from nvcodec.codecs.image import ImageCodec
@@ -385,7 +386,7 @@ def run_decoders(path: Path, output: Path) -> dict[str, Outcome]:
     """
     outcomes = {}
     try:
-        describe_container(path)
+        render_description(describe_container(path), Console(file=io.StringIO()))
         outcomes["info"] = Outcome("ok")
     except NvcodecError as e:
         outcomes["info"] = Outcome(type(e).__name__, str(e))

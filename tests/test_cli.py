@@ -117,6 +117,14 @@ def test_bad_training_data_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(code, err, "no training images")
 
 
+def test_info_shows_strings_from_the_file_inert(tmp_path: Path, coded: Path) -> None:
+    """Markup and escape sequences in a file's strings are shown, never acted on."""
+    hostile = with_stream(coded, tmp_path / "hostile.nvc", codec="x[/]\x1b[2J\x1b]0;title\x07")
+    code, out, _ = run("info", hostile)
+    assert code == 0 and "\x1b" not in out
+    assert "x[/]\\x1b[2J\\x1b]0;title\\x07" in out
+
+
 @pytest.fixture
 def coded(tmp_path: Path, small_png: Path) -> Path:
     path = tmp_path / "photo.nvc"

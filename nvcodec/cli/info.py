@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nvcodec.container import ContainerReader, StreamInfo, StreamKind, StreamSummary
 
@@ -88,23 +89,29 @@ def _rate(s: dict[str, Any]) -> str:
     return "-"
 
 
+def _shown(text: str) -> Text:
+    """A string from a file, as the terminal must show it: no markup, and control characters
+    (an escape sequence could clear the screen or retitle the window) spelled out."""
+    return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
 def render_description(d: dict[str, Any], console: Console) -> None:
     """Print a header line, the metadata and a table with one column per stream (fits 80
     columns for the usual one to three streams)."""
     index_note = "indexed" if d["indexed"] else "no index (streamed or cut short)"
-    console.print(
-        f"[bold]{d['file']}[/]: nvc {d['format_version']}, {d['size_bytes']:,} bytes, {index_note}"
-    )
+    header = _shown(d["file"])
+    header.stylize("bold")
+    console.print(header + f": nvc {d['format_version']}, {d['size_bytes']:,} bytes, {index_note}")
     for key, value in d["metadata"].items():
-        console.print(f"  {key}: {value}", markup=False)
+        console.print(Text("  ") + _shown(key) + ": " + _shown(value))
     table = Table(box=None, show_edge=False, padding=(0, 2))
     table.add_column("")
     for s in d["streams"]:
         table.add_column(f"stream {s['index']}", overflow="fold")
     rows = {
         "kind": lambda s: s["kind"],
-        "codec": lambda s: s["codec"],
-        "model": lambda s: s["model_id"] or "-",
+        "codec": lambda s: _shown(s["codec"]),
+        "model": lambda s: _shown(s["model_id"] or "-"),
         "model sha256": lambda s: f"{s['model_sha256'][:16]}..." if s["model_sha256"] else "-",
         "geometry": _geometry,
         "duration": lambda s: f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-",
