@@ -340,9 +340,9 @@ def reseal(data: bytes) -> bytes:
 def mutate(seed: Seed, corpus: Sequence[Seed], rng: random.Random) -> tuple[str, bytes]:
     """One hostile input derived from ``seed``: (what was done, the bytes).
 
-    A quarter of the inputs are rebuilt around an edited field or payload, a quarter get raw
-    damage after such an edit or on their own and are resealed, and the rest get raw damage
-    alone (caught by the CRCs, which the reader must report cleanly).
+    A quarter of the inputs are rebuilt around an edited field or payload, 35% get raw damage
+    and a reseal (a tenth of all after such an edit), and the rest get raw damage alone
+    (caught by the CRCs, which the reader must report cleanly).
     """
     for _ in range(10):
         steps, data = [], seed.data

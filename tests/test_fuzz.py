@@ -5,6 +5,7 @@ benchmarks/fuzz_decoders.py), plus the files the long run found that used to cra
 from __future__ import annotations
 
 import io
+import random
 import re
 import struct
 import time
@@ -20,8 +21,16 @@ from PIL import Image
 
 from nvcodec.codecs.files import decode_file
 from nvcodec.errors import FormatError, ModelError
-from nvcodec.fuzz import Parsed, Seed, build_corpus, models_loaded_once, mutate, parse, rebuild
-from nvcodec.fuzz import run_decoders as run_both
+from nvcodec.fuzz import (
+    Parsed,
+    Seed,
+    build_corpus,
+    models_loaded_once,
+    mutate,
+    parse,
+    rebuild,
+    run_decoders,
+)
 
 SECONDS_PER_INPUT = 20.0
 
@@ -39,13 +48,13 @@ def corpus(samples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 )
 @given(pick=st.integers(0, 1000), rng=st.randoms(use_true_random=False))
 def test_mutated_files_end_in_success_or_an_nvcodec_error(
-    corpus: list[Seed], tmp_path: Path, pick: int, rng: object
+    corpus: list[Seed], tmp_path: Path, pick: int, rng: random.Random
 ) -> None:
     seed = corpus[pick % len(corpus)]
-    _, data = mutate(seed, corpus, rng)  # type: ignore[arg-type]  # a random.Random
+    _, data = mutate(seed, corpus, rng)
     (tmp_path / "input.nvc").write_bytes(data)
     start = time.perf_counter()
-    outcomes = run_both(tmp_path / "input.nvc", tmp_path / f"output{seed.suffix}")
+    outcomes = run_decoders(tmp_path / "input.nvc", tmp_path / f"output{seed.suffix}")
     assert time.perf_counter() - start < SECONDS_PER_INPUT
     for outcome in outcomes.values():
         assert "\n" not in outcome.message
