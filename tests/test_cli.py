@@ -117,6 +117,20 @@ def test_bad_training_data_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(code, err, "no training images")
 
 
+def test_an_image_behind_inserted_garbage_decodes_with_a_warning(
+    tmp_path: Path, coded: Path
+) -> None:
+    data = coded.read_bytes()
+    first = data.index(b"NvPk")
+    garbled = tmp_path / "garbled.nvc"
+    garbled.write_bytes(data[:first] + b"NvPk noise" * 8 + data[first:])
+    code, _, err = run("decode", garbled, tmp_path / "out.png")
+    assert code == 0 and err.startswith("warning: ") and "packet header CRC mismatch" in err
+    assert read_image(tmp_path / "out.png").shape == (128, 192, 3)
+    code, _, err = run("decode", garbled, tmp_path / "strict.png", "--strict")
+    assert_one_line_error(code, err, str(garbled), "trailer places the index")
+
+
 def test_info_shows_strings_from_the_file_inert(tmp_path: Path, coded: Path) -> None:
     """Markup and escape sequences in a file's strings are shown, never acted on."""
     hostile = with_stream(coded, tmp_path / "hostile.nvc", codec="x[/]\x1b[2J\x1b]0;title\x07")

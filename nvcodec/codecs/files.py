@@ -321,10 +321,18 @@ def decode_audio_file(
 def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> DecodeReport:
     """Decode the first image stream of an .nvc file into any image format Pillow writes.
 
-    The whole stream is read so damage anywhere is noticed; damage after an intact image packet
-    is reported (``DecodeReport.damage``) rather than fatal, as the image itself is whole,
-    unless ``strict``.
+    The whole stream is read so damage anywhere is noticed; damage around an intact image
+    packet (before it, the reader skips to it) is reported (``DecodeReport.damage``) rather
+    than fatal, as the image itself is whole, unless ``strict``.
     """
+    damage: list[FormatError] = []  # the first, which is reported
+
+    def damaged(error: FormatError) -> None:
+        if strict:
+            raise error
+        if not damage:
+            damage.append(error)
+
     with ContainerReader(source, recover=not strict) as reader:
         try:
             index = next(i for i, s in enumerate(reader.streams) if s.codec == IMAGE_CODEC_ID)
@@ -332,20 +340,15 @@ def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> 
             raise NvcodecError(f"{source}: no stream this nvcodec can decode") from None
         stream = reader.streams[index]
         codec = _load_codec(ImageCodec, source, index, stream)
-        packets, damage = reader.packets(index), None
+        packets = reader.packets(index, on_damage=damaged)
         packet = next(packets, None)
         if packet is None:
-            raise FormatError(source, None, "image stream has no packet")
-        try:
-            for _ in packets:
-                pass
-        except FormatError as e:
-            if strict:
-                raise
-            damage = str(e)
+            raise damage[0] if damage else FormatError(source, None, "image stream has no packet")
+        for _ in packets:
+            pass
         try:
             decoded = codec.decode(packet.payload)
         except BitstreamError as e:
             raise FormatError(source, packet.offset, f"image packet: {e}") from None
     write_image(output, decoded.pixels, overwrite=overwrite, protect=[source])
-    return DecodeReport(output, damage)
+    return DecodeReport(output, str(damage[0]) if damage else None)
