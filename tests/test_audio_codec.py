@@ -15,7 +15,7 @@ from nvcodec.codecs.audio import AudioCodec, parse_bitrate
 from nvcodec.codecs.files import decode_file, encode_file
 from nvcodec.container import ContainerReader
 from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
-from nvcodec.io.audio import Audio, read_audio, write_audio
+from nvcodec.io.audio import Audio, read_audio, resample, write_audio
 from nvcodec.models.store import load_model, save_model
 
 
@@ -240,3 +240,25 @@ def test_a_length_of_whole_packets_is_kept_exactly(tmp_path: Path, speech: np.nd
         assert [(p.pts, p.duration) for p in reader.packets()] == [(0, 240000), (240000, 0)]
     decode_file(tmp_path / "ten.nvc", tmp_path / "back.wav")
     assert read_audio(tmp_path / "back.wav").samples.shape == (1, 240000)
+
+
+@pytest.mark.parametrize("length", [159920, 160000, 160080])
+def test_a_last_packet_of_padding_keeps_the_exact_length(
+    tmp_path: Path, speech: np.ndarray, length: int
+) -> None:
+    """At 16 kHz, 10 s = 750 frames: just short of it, the closing frame's packet starts past
+    the source's end; its time is clamped so the index still gives the exact length."""
+    source = tmp_path / "ten.wav"
+    write_audio(source, read_audio_at(speech, 24000, 16000, length))
+    encode_file(source, tmp_path / "a.nvc")
+    with ContainerReader(tmp_path / "a.nvc") as reader:
+        assert reader.summaries()[0].end_pts == length
+        assert [p.pts for p in reader.packets()][-1] <= length
+    decode_file(tmp_path / "a.nvc", tmp_path / "back.wav")
+    assert read_audio(tmp_path / "back.wav").samples.shape == (1, length)
+
+
+def read_audio_at(samples: np.ndarray, rate: int, target: int, length: int) -> Audio:
+    """``samples`` resampled to ``target`` Hz and cut or looped to ``length``."""
+    resampled = resample(Audio(samples, rate), target).samples
+    return Audio(np.resize(resampled, (1, length)).astype(np.float32), target)

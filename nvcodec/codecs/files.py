@@ -142,18 +142,25 @@ def encode_audio_file(
         stream = codec.stream_info(reader.rate, reader.channels, 0, codebooks)
         scale = Fraction(reader.rate * codec.hop, codec.rate)  # source samples per frame
         with ContainerWriter(output, [stream], overwrite=overwrite, protect=[source]) as writer:
+            # (first frame, payload) of the packets not yet written. Two are held back: the
+            # last may hold only padding frames past the source's end, and both then get
+            # times clamped to the exact length, known only at the end of the input.
+            held: list[tuple[int, bytes]] = []
             frame = 0
-            pending: tuple[int, bytes] | None = None
             try:
                 for indices in codec.encode_blocks(reader.blocks(codec.rate), codebooks):
-                    if pending is not None:
-                        _write_audio_packet(writer, pending, round(frame * scale))
-                    pending = (round(frame * scale), codec.pack(indices))
+                    held.append((frame, codec.pack(indices)))
                     frame += indices.shape[1]
+                    if len(held) == 3:
+                        (start, payload), (following, _) = held[0], held[1]
+                        _write_audio_packet(writer, payload, start * scale, following * scale)
+                        del held[0]
             except NvcodecError as e:
                 raise NvcodecError(f"{source}: {e}") from None
-            assert pending is not None  # encode_blocks raises on an empty input
-            _write_audio_packet(writer, pending, max(reader.samples_read, pending[0]))
+            length = reader.samples_read
+            bounds = [min(round(start * scale), length) for start, _ in held] + [length]
+            for (_, payload), pts, end in zip(held, bounds, bounds[1:], strict=False):
+                _write_audio_packet(writer, payload, pts, end)
         duration = reader.samples_read / reader.rate
     size = output.stat().st_size
     kbps = size * 8 / max(duration, 1e-9) / 1000
@@ -165,9 +172,14 @@ def encode_audio_file(
     )
 
 
-def _write_audio_packet(writer: ContainerWriter, pending: tuple[int, bytes], end: int) -> None:
-    pts, payload = pending
-    writer.write(Packet(stream=0, pts=pts, duration=end - pts, keyframe=True, payload=payload))
+def _write_audio_packet(
+    writer: ContainerWriter, payload: bytes, start: Fraction | int, end: Fraction | int
+) -> None:
+    """One audio packet from ``start`` to ``end`` (source samples, rounded to ticks)."""
+    pts = round(start)
+    writer.write(
+        Packet(stream=0, pts=pts, duration=round(end) - pts, keyframe=True, payload=payload)
+    )
 
 
 @dataclass(frozen=True)
