@@ -1,5 +1,6 @@
-"""Peak memory (RSS) of ``nvcodec encode`` and ``nvcodec decode`` on long inputs, measured by
-``/usr/bin/time -v`` around the command-line tool (docs/reliability.md).
+"""Peak memory (RSS) of ``nvcodec encode`` and ``nvcodec decode`` on long inputs: the kernel's
+figure for the child process (``os.wait4``, what ``/usr/bin/time -v`` prints as "Maximum
+resident set size"), around the command-line tool (docs/reliability.md).
 
 Run:  nice -n 19 .venv/bin/python benchmarks/memory_peaks.py [--minutes 60] [--image 8000x6000]
       (add --json peaks.json to save the figures; --work DIR keeps the generated files)
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +30,19 @@ NVCODEC = Path(sys.executable).parent / "nvcodec"
 
 
 def peak_rss(args: list[str | Path]) -> tuple[float, float]:
-    """Run ``nvcodec --threads 1 ARGS`` under /usr/bin/time -v: (peak RSS in MiB, seconds)."""
-    command = ["/usr/bin/time", "-v", NVCODEC, "--threads", "1", *args]
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{done.stderr[-2000:]}")
-    kib = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", done.stderr)
-    assert kib is not None and wall is not None, done.stderr
-    seconds = sum(float(part) * 60**i for i, part in enumerate(reversed(wall[1].split(":"))))
-    return int(kib[1]) / 1024, seconds
+    """Run ``nvcodec --threads 1 ARGS``: (its peak RSS in MiB, seconds)."""
+    command = [str(c) for c in (NVCODEC, "--threads", "1", *args)]
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        if child.returncode:
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{message}")
+    return usage.ru_maxrss / 1024, seconds  # Linux reports KiB
 
 
 def write_speech(path: Path, seconds: float, rate: int = 48000, channels: int = 1) -> None:
