@@ -17,6 +17,8 @@ demo: $(VENV)/.installed
 	$(NVCODEC) encode samples/kodim23.png $(DEMO_DIR)/kodim23.nvc --quality 3 --force
 	$(NVCODEC) info $(DEMO_DIR)/kodim23.nvc
 	$(NVCODEC) decode $(DEMO_DIR)/kodim23.nvc $(DEMO_DIR)/kodim23.png --force
+	$(NVCODEC) encode samples/LJ001-0004.wav $(DEMO_DIR)/LJ001-0004.nvc --bitrate 6k --force
+	$(NVCODEC) decode $(DEMO_DIR)/LJ001-0004.nvc $(DEMO_DIR)/LJ001-0004.wav --force
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check nvcodec tests benchmarks
