@@ -27,7 +27,7 @@ from nvcodec.entropy.index_coder import IndexCoder
 from nvcodec.errors import BitstreamError, ModelError, NvcodecError
 from nvcodec.io.audio import LAYOUT_CHANNELS
 from nvcodec.models.audio_codec import ARCHITECTURE, AudioCodecConfig, SpectralAudioCodec
-from nvcodec.models.store import StoredModel, load_model
+from nvcodec.models.store import StoredModel, load_model, weights_fitting
 from nvcodec.utils.threads import one_thread
 
 CODEC_ID = "nvc-audio-rvq"
@@ -85,16 +85,11 @@ class AudioCodec:
         self.manifest = manifest
         tables = {k: v.numpy() for k, v in stored.tensors.items() if k.startswith("index.")}
         weights = {k: v.float() for k, v in stored.tensors.items() if not k.startswith("index.")}
-        try:
+        with weights_fitting(stored):
             self.config = AudioCodecConfig.from_dict(manifest.config)
             self.model = SpectralAudioCodec(self.config)
             self.model.load_state_dict(weights)
             self.index_coder = IndexCoder.import_tables(tables)
-        except (TypeError, KeyError, ValueError, RuntimeError, NvcodecError) as e:
-            raise ModelError(
-                f"{stored.path}: weights do not fit the {ARCHITECTURE} config in their manifest "
-                f"({' '.join(str(e).split())[:200]})"
-            ) from None
         self.model.eval()
         # Decoded indices must fit the codebooks they look up.
         expected = (self.config.codebook_size,) * self.config.codebooks

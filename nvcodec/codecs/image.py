@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nvcodec.container import StreamInfo, StreamKind
-from nvcodec.errors import BitstreamError, ModelError, NvcodecError
+from nvcodec.errors import BitstreamError, ModelError
 from nvcodec.io.image import to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
-from nvcodec.models.store import StoredModel, load_model
+from nvcodec.models.store import StoredModel, load_model, weights_fitting
 from nvcodec.utils.threads import one_thread
 
 CODEC_ID = "nvc-image-wavelet"
@@ -77,15 +77,10 @@ class ImageCodec:
                 f"not a {ARCHITECTURE}"
             )
         self.manifest = stored.manifest
-        try:
+        with weights_fitting(stored):
             self.config = ImageCodecConfig.from_dict(stored.manifest.config)
             self.model = WaveletImageCodec(self.config)
             self.model.load_state_dict(stored.tensors)
-        except (TypeError, KeyError, ValueError, RuntimeError, NvcodecError) as e:
-            raise ModelError(
-                f"{stored.path}: weights do not fit the {ARCHITECTURE} config in their manifest "
-                f"({' '.join(str(e).split())[:200]})"
-            ) from None
         self.model.eval()
 
     @classmethod

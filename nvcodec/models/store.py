@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from nvcodec.errors import ModelError
+from nvcodec.errors import ModelError, NvcodecError
 from nvcodec.utils.files import atomic_output
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -183,3 +184,16 @@ def load_model(
     except Exception as e:  # safetensors raises its own error types for malformed files
         raise ModelError(f"{weights_path}: not a valid safetensors file ({e})") from None
     return StoredModel(manifest=manifest, tensors=tensors, path=weights_path)
+
+
+@contextmanager
+def weights_fitting(stored: StoredModel) -> Iterator[None]:
+    """Building a network from a manifest's config and loading the weights into it: whatever
+    does not fit becomes one ModelError naming the weights file."""
+    try:
+        yield
+    except (TypeError, KeyError, ValueError, RuntimeError, NvcodecError) as e:
+        raise ModelError(
+            f"{stored.path}: weights do not fit the {stored.manifest.architecture} config in "
+            f"their manifest ({' '.join(str(e).split())[:200]})"
+        ) from None
