@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import av
-import numpy as np
 
 from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting, stored_model
 from nvcodec.codecs.audio import BITRATES, AudioCodec
 from nvcodec.codecs.files import decode_audio_file, encode_audio_file
 from nvcodec.errors import NvcodecError
-from nvcodec.io.audio import Audio, read_audio, write_audio
+from nvcodec.io.audio import Audio, exact_length, read_audio, write_audio
 
 _ENCODERS = {".ogg": "libopus", ".m4a": "FFmpeg aac (LC)", ".mp3": "libmp3lame (CBR)"}
 _LIBAVCODEC = ".".join(map(str, av.library_versions["libavcodec"]))
@@ -66,8 +65,8 @@ class FFmpegAudioCodec:
                 ) from None
             num_bytes = path.stat().st_size
         length = samples.shape[1]
-        decoded = np.pad(decoded[:, :length], ((0, 0), (0, max(0, length - decoded.shape[1]))))
-        return CodedItem(num_bytes, decoded.astype(np.float32), encode_seconds, decode_seconds)
+        decoded = exact_length(decoded, length)
+        return CodedItem(num_bytes, decoded, encode_seconds, decode_seconds)
 
 
 def classical_audio_codecs() -> list[FFmpegAudioCodec]:

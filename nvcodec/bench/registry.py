@@ -188,7 +188,7 @@ MEDIA["video"] = MediaBench(
 )
 
 
-# Audio: classical baselines through PyAV (audio_codecs.py).
+# Audio: the learned codec and classical baselines through PyAV (audio_codecs.py).
 
 # Speech sets: their items also get PESQ-WB and STOI.
 _SPEECH_FOLDERS = frozenset(

@@ -131,10 +131,11 @@ def resample(audio: Audio, rate: int) -> Audio:
     out = [f.to_ndarray() for f in resampler.resample(_frame(audio.samples, audio.rate))]
     out += [f.to_ndarray() for f in resampler.resample(None)]
     samples = np.concatenate(out, axis=1) if out else np.zeros((audio.channels, 0), np.float32)
-    return Audio(_exact_length(samples, expected), rate)
+    return Audio(exact_length(samples, expected), rate)
 
 
-def _exact_length(samples: np.ndarray, length: int) -> np.ndarray:
+def exact_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """(channels, n) float32 samples cut or zero-padded at the end to ``length``."""
     if samples.shape[1] < length:
         samples = np.pad(samples, ((0, 0), (0, length - samples.shape[1])))
     return samples[:, :length].astype(np.float32, copy=False)

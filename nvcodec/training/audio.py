@@ -157,6 +157,11 @@ def train(
     model.eval()
 
 
+def _whole_hops(clip: np.ndarray, hop: int) -> torch.Tensor:
+    """A clip as a (1, N) tensor cut to whole hops, the length the network takes."""
+    return torch.from_numpy(clip[: len(clip) // hop * hop])[None]
+
+
 @torch.no_grad()
 def validate(
     model: SpectralAudioCodec, clips: Sequence[np.ndarray], stages: Sequence[int]
@@ -169,7 +174,7 @@ def validate(
     for count in stages:
         distances = []
         for clip in clips:
-            wave = torch.from_numpy(clip[: len(clip) // hop * hop])[None]
+            wave = _whole_hops(clip, hop)
             decoded = model.decode(model.encode(wave, count))
             distances.append(float(mel_distance(wave, decoded, model.config.sample_rate)))
         results[count] = sum(distances) / len(distances)
@@ -181,11 +186,7 @@ def validate(
 def fit_index_coder(model: SpectralAudioCodec, clips: Sequence[np.ndarray]) -> IndexCoder:
     """Frequency tables of every codebook's indices over the training clips."""
     hop, config = model.config.hop, model.config
-    rows = [
-        model.encode(torch.from_numpy(c[: len(c) // hop * hop])[None], config.codebooks)[0]
-        for c in clips
-        if len(c) >= hop
-    ]
+    rows = [model.encode(_whole_hops(c, hop), config.codebooks)[0] for c in clips if len(c) >= hop]
     indices = torch.cat(rows).numpy()
     return IndexCoder.fit(indices, [config.codebook_size] * config.codebooks)
 
