@@ -19,6 +19,9 @@ demo: $(VENV)/.installed
 	$(NVCODEC) decode $(DEMO_DIR)/kodim23.nvc $(DEMO_DIR)/kodim23.png --force
 	$(NVCODEC) encode samples/LJ001-0004.wav $(DEMO_DIR)/LJ001-0004.nvc --bitrate 6k --force
 	$(NVCODEC) decode $(DEMO_DIR)/LJ001-0004.nvc $(DEMO_DIR)/LJ001-0004.wav --force
+	$(NVCODEC) encode samples/bigbuckbunny_360p.mp4 $(DEMO_DIR)/bigbuckbunny.nvc --quality 4 --force
+	$(NVCODEC) info $(DEMO_DIR)/bigbuckbunny.nvc
+	$(NVCODEC) decode $(DEMO_DIR)/bigbuckbunny.nvc $(DEMO_DIR)/bigbuckbunny.mp4 --force
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check nvcodec tests benchmarks

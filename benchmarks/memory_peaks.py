@@ -3,11 +3,14 @@ figure for the child process (``os.wait4``, what ``/usr/bin/time -v`` prints as 
 resident set size"), around the command-line tool (docs/reliability.md).
 
 Run:  nice -n 19 .venv/bin/python benchmarks/memory_peaks.py [--minutes 60] [--image 8000x6000]
+      [--video 1280x720 --video-seconds 2 8]
       (add --json peaks.json to save the figures; --work DIR keeps the generated files)
 
 Audio: real speech (samples/LJ001-0004.wav, resampled) repeated to the length with a varying
 gain, written block by block as 48 kHz FLAC, so the input itself never sits in memory; decoded
 back to FLAC. Image: samples/kodim23.png resized to the given size (PNG), decoded back to PNG.
+Video: samples/bigbuckbunny_360p.mp4 (3 s with stereo sound) scaled to the given size and looped
+to each length, written frame by frame as H.264 + AAC mp4; decoded back to mp4 with its sound.
 tests/test_cli_process.py runs the audio part at 30 s and 3 min: memory must not grow with
 the length.
 """
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +93,64 @@ def measure_image(work: Path, width: int, height: int) -> dict[str, dict[str, fl
     return figures
 
 
+def write_video_clip(path: Path, seconds: float, width: int, height: int) -> None:
+    """The bundled Bunny clip scaled to ``width`` x ``height`` and looped to ``seconds``, frames
+    and sound generated a block at a time (the clip itself never sits in memory whole)."""
+    from PIL import Image
+
+    from nvcodec.io.audio import read_audio
+    from nvcodec.io.video import Soundtrack, VideoReader, write_video
+
+    source = SAMPLES / "bigbuckbunny_360p.mp4"
+    with VideoReader(source) as reader:
+        rate = reader.info.rate
+    sound = read_audio(source)
+    count = round(seconds * rate)
+
+    def frames() -> Iterator[np.ndarray]:
+        made = 0
+        while made < count:
+            with VideoReader(source) as reader:
+                for frame in reader:
+                    if made == count:
+                        return
+                    scaled = Image.fromarray(frame).resize(
+                        (width, height), Image.Resampling.BILINEAR
+                    )
+                    yield np.asarray(scaled)
+                    made += 1
+
+    loops = -(-count // 75) + 1
+    blocks = (sound.samples for _ in range(loops))
+    length = round(count / rate * sound.rate)
+    soundtrack = Soundtrack(blocks, sound.rate, sound.samples.shape[0], length=length)
+    write_video(path, frames(), rate, soundtrack=soundtrack, overwrite=True)
+
+
+def measure_video(
+    work: Path, seconds: float, width: int, height: int
+) -> dict[str, dict[str, float]]:
+    """Encode and decode ``seconds`` of ``width`` x ``height`` video with sound."""
+    name = f"video-{width}x{height}-{seconds:g}s"
+    source, coded = work / f"{name}.mp4", work / f"{name}.nvc"
+    write_video_clip(source, seconds, width, height)
+    figures = {}
+    for step, args in (
+        ("encode", ["encode", source, coded, "--force"]),
+        ("decode", ["decode", coded, work / f"{name}-back.mp4", "--force"]),
+    ):
+        mib, wall = peak_rss(args)
+        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, nargs="*", default=[60.0])
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--image", default="8000x6000", help="WIDTHxHEIGHT, or 'none'")
+    parser.add_argument("--video", default="none", help="WIDTHxHEIGHT, or 'none'")
+    parser.add_argument("--video-seconds", type=float, nargs="*", default=[2.0, 8.0])
     parser.add_argument("--work", type=Path, help="keep the generated files here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -109,6 +166,12 @@ def main() -> None:
             width, height = (int(v) for v in args.image.split("x"))
             results[f"image {args.image}"] = measure_image(work, width, height)
             print(f"image {args.image}", results[f"image {args.image}"], flush=True)
+        if args.video != "none":
+            width, height = (int(v) for v in args.video.split("x"))
+            for seconds in args.video_seconds:
+                key = f"video {args.video}, {seconds:g} s, stereo sound"
+                results[key] = measure_video(work, seconds, width, height)
+                print(key, results[key], flush=True)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

@@ -33,11 +33,13 @@ from nvcodec.cli.info import describe_container, render_description
 from nvcodec.codecs.audio import AudioCodec
 from nvcodec.codecs.files import decode_file, encode_file
 from nvcodec.codecs.image import ImageCodec
+from nvcodec.codecs.video import VideoCodec
 from nvcodec.container import ContainerReader, ContainerWriter, Packet, StreamInfo, StreamKind
 from nvcodec.container import format as fmt
 from nvcodec.errors import NvcodecError
 from nvcodec.io.audio import Audio, read_audio, write_audio
 from nvcodec.io.image import read_image, write_image
+from nvcodec.io.video import Soundtrack, write_video
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Seed:
 
     name: str
     data: bytes
-    suffix: str  # what it decodes to: ".png" or ".wav"
+    suffix: str  # what it decodes to: ".png", ".wav", ".y4m" or ".mkv"
 
 
 # name, (top, left, height, width), planes ("rgb", "gray", "rgba"), quality
@@ -65,6 +67,13 @@ _AUDIO_SEEDS = [
     ("speech-5s-1.5k", (0.0, 5.2), 1500),
     ("speech-10.2s-12k-two-packets", (0.0, 10.2), 12000),
     ("video-track-stereo-48k-6k", None, 6000),
+]
+# name, kodim23 (top, left, height, width) panned 2 px a frame, frames, quality, GOP, speech
+# track, what it decodes to (.y4m: frames only; .mkv: frames and sound)
+_VIDEO_SEEDS = [
+    ("video-64x48-8f-q1-gop4", (100, 300, 48, 64), 8, 1, 4, False, ".y4m"),
+    ("video-37x23-5f-q6", (200, 100, 23, 37), 5, 6, 32, False, ".y4m"),
+    ("video-96x64-12f-q3-gop6-speech", (300, 400, 64, 96), 12, 3, 6, True, ".mkv"),
 ]
 
 
@@ -96,8 +105,19 @@ def build_corpus(samples: Path, directory: Path) -> list[Seed]:
                 start, stop = (round(s * speech.rate) for s in span)
                 looped = np.tile(speech.samples, (1, 2))  # LJ001-0004 is 5.14 s long
                 write_audio(source, Audio(looped[:, start:stop], speech.rate), overwrite=True)
-            encode_file(source, coded, bitrate=bitrate)
+            encode_file(source, coded, bitrate=bitrate, audio_only=True)
         seeds.append(Seed(name, coded.read_bytes(), ".wav"))
+    for name, (top, left, height, width), count, quality, gop, sound, suffix in _VIDEO_SEEDS:
+        coded = directory / f"{name}.nvc"
+        if not coded.exists():
+            frames = [
+                photo[top : top + height, left + 2 * t : left + 2 * t + width] for t in range(count)
+            ]
+            soundtrack = Soundtrack([speech.samples], speech.rate, 1) if sound else None
+            source = directory / f"{name}.mkv"  # FFV1 (+ FLAC): the frames exactly
+            write_video(source, frames, 25.0, soundtrack=soundtrack, overwrite=True)
+            encode_file(source, coded, quality=quality, gop=gop)
+        seeds.append(Seed(name, coded.read_bytes(), suffix))
     return seeds
 
 
@@ -107,10 +127,17 @@ _INTERESTING = (0, 1, 2, 3, 7, 8, 15, 16, 63, 64, 127, 128, 255, 256, 1023, 1024
 _INTERESTING += (32767, 32768, 65535, 65536, 1 << 24, (1 << 31) - 1, 1 << 31, (1 << 32) - 1)
 _INTERESTING += ((1 << 63) - 1,)
 _LAYOUTS = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}
-# Where the codecs' payload headers keep their fields (see codecs/image.py and codecs/audio.py):
-# image version, quality, channels, height, width, tile side, first tile length; audio
-# codebooks, channels, frames.
-_PAYLOAD_FIELDS = {".png": (0, 1, 2, 3, 7, 11, 13), ".wav": (0, 1, 2)}
+# Where the codecs' payload headers keep their fields (see codecs/image.py, codecs/audio.py and
+# codecs/video.py): image version, quality, channels, height, width, tile side, first tile
+# length; audio codebooks, channels, frames; video version, frame type, quality, motion table
+# choices, motion length (a key frame's image header from offset 3).
+_VIDEO_FIELDS = (0, 1, 2, 3, 4, 5)
+_PAYLOAD_FIELDS = {
+    ".png": (0, 1, 2, 3, 7, 11, 13),
+    ".wav": (0, 1, 2),
+    ".y4m": _VIDEO_FIELDS,
+    ".mkv": _VIDEO_FIELDS,
+}
 
 
 _STREAM_EDITS = ("width", "height", "sample_rate", "channels", "duration", "time_base")
@@ -401,7 +428,7 @@ def run_decoders(path: Path, output: Path) -> dict[str, Outcome]:
 def message_class(message: str) -> str:
     """An error message with its specifics (paths, numbers, quoted bytes) blanked, so messages
     of one kind count together."""
-    message = re.sub(r"^\S+\.(nvc|wav|png): ", "", message)
+    message = re.sub(r"^\S+\.(nvc|wav|png|y4m|mkv): ", "", message)
     message = re.sub(r"(b'[^']*'|b\"[^\"]*\"|'[^']*')", "'…'", message)
     message = re.sub(r"\b[0-9a-f]{8,}\b", "H", message)
     return re.sub(r"-?\d+", "N", message)[:160]
@@ -412,7 +439,7 @@ def models_loaded_once() -> Iterator[None]:
     """Keep each (model, hash) a decode asks for loaded: ``decode_file`` loads the model on
     every call (30-80 ms), which would dominate a fuzz run. Failed loads are not kept, so a
     hostile model id or hash still runs the store's checks every time."""
-    originals = {cls: cls.__dict__["load"] for cls in (ImageCodec, AudioCodec)}
+    originals = {cls: cls.__dict__["load"] for cls in (ImageCodec, AudioCodec, VideoCodec)}
     try:
         for cls, method in originals.items():
             cls.load = classmethod(functools.cache(method.__func__))  # type: ignore[method-assign]

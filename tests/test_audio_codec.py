@@ -110,7 +110,9 @@ def test_files_keep_rate_channels_and_exact_length(
 
 
 def test_video_audio_track_is_encoded(tmp_path: Path, samples_dir: Path) -> None:
-    encode_file(samples_dir / "bigbuckbunny_360p.mp4", tmp_path / "v.nvc", bitrate=3000)
+    encode_file(
+        samples_dir / "bigbuckbunny_360p.mp4", tmp_path / "v.nvc", bitrate=3000, audio_only=True
+    )
     decode_file(tmp_path / "v.nvc", tmp_path / "v.wav")
     source, back = read_audio(samples_dir / "bigbuckbunny_360p.mp4"), read_audio(tmp_path / "v.wav")
     assert back.rate == source.rate and back.samples.shape == source.samples.shape

@@ -99,3 +99,21 @@ def test_psnr_y_weights_channels_by_the_frame_size_matrix() -> None:
     hd_blue[..., 2] += 10
     assert np.allclose(luma(hd_blue[0]) - luma(hd[0]), 0.722)
     assert video_metrics(item, frames)["psnr-rgb"] >= 99  # identical: capped, finite
+
+
+def test_nvcodec_inter_beats_its_all_intra_mode_on_real_frames(clip: MediaItem) -> None:
+    inter = video_codecs.NvcodecVideo.load("4")
+    intra = video_codecs.NvcodecVideo.load(None, intra=True)
+    assert (inter.name, inter.gop, intra.name, intra.gop) == ("nvcodec:4", 4, "nvcodec-intra", 1)
+    coded_inter, coded_intra = inter.code(clip, 3), intra.code(clip, 3)
+    for coded in (coded_inter, coded_intra):
+        assert coded.decoded.shape == clip.data.shape and coded.decoded.dtype == np.uint8
+        assert video_metrics(clip, coded.decoded)["psnr-rgb"] > 25
+    assert coded_inter.num_bytes < 0.6 * coded_intra.num_bytes
+
+
+def test_nvcodec_option_names_a_gop_a_model_or_both() -> None:
+    with pytest.raises(NvcodecError, match="GOP"):
+        video_codecs.NvcodecVideo.load("video-wavelet@0")
+    assert video_codecs.NvcodecVideo.load("video-wavelet@12").gop == 12
+    assert video_codecs.NvcodecVideo.load("video-wavelet").gop == video_codecs.DEFAULT_GOP

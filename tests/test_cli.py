@@ -161,7 +161,6 @@ FAILURES = {
     "missing image": (["encode", "{dir}/absent.png", "{dir}/o.nvc"], ["absent.png"]),
     "missing audio": (["encode", "{dir}/absent.wav", "{dir}/o.nvc"], ["absent.wav"]),
     "directory to decode": (["decode", "{dir}", "{dir}/o.png"], ["{dir}", "Is a directory"]),
-    "directory to encode": (["encode", "{dir}", "{dir}/o.nvc"], ["{dir}", "not a readable"]),
     "text to encode": (["encode", "{txt}", "{dir}/o.nvc"], ["{txt}", "not a readable audio"]),
     "image to decode": (["decode", "{png}", "{dir}/o.png"], ["{png}", "not an nvcodec file"]),
     "model not installed": (

@@ -34,9 +34,10 @@ memory_peaks = benchmark("memory_peaks")
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """3 minutes of 48 kHz speech (FLAC) and its .nvc: seconds of work for the CLI."""
+    """6 minutes of 48 kHz speech (FLAC) and its .nvc: seconds of work for the CLI, so a
+    signal sent once the output is open lands mid-way even on a busy machine."""
     work = tmp_path_factory.mktemp("speech")
-    memory_peaks.write_speech(work / "speech.flac", 180.0)
+    memory_peaks.write_speech(work / "speech.flac", 360.0)
     encode_file(work / "speech.flac", work / "speech.nvc")
     return work / "speech.flac", work / "speech.nvc"
 
@@ -62,7 +63,7 @@ def test_a_signal_mid_way_leaves_no_output_and_no_temp_file(
     while not list(tmp_path.glob(f".{output.name}.*.tmp")):  # the output is being written
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    time.sleep(0.3)
+    time.sleep(0.1)
     process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signum

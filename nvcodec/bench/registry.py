@@ -134,7 +134,7 @@ def make_codec(bench: MediaBench, spec: str, threads: int) -> BenchCodec:
     return factory(option or None, threads)
 
 
-# Video: classical baselines through PyAV (video_codecs.py).
+# Video: the learned codec and classical baselines through PyAV (video_codecs.py).
 
 # Frame rates of registered frame-folder sets (image files carry none; others get 25 fps).
 _FOLDER_FRAME_RATES = {datasets.DATASETS["hevc_classD"].folder: 50.0}
@@ -172,8 +172,12 @@ def _frames(item: MediaItem) -> int:
 _VIDEO_CODECS = tuple(c.name for c in video_codecs.classical_video_codecs())
 MEDIA["video"] = MediaBench(
     kind="video",
-    codecs={name: _video_codec(name) for name in _VIDEO_CODECS},
-    default_codecs=_VIDEO_CODECS,
+    codecs={
+        "nvcodec": lambda option, threads: video_codecs.NvcodecVideo.load(option),
+        "nvcodec-intra": lambda option, threads: video_codecs.NvcodecVideo.load(option, intra=True),
+        **{name: _video_codec(name) for name in _VIDEO_CODECS},
+    },
+    default_codecs=("nvcodec", "nvcodec-intra", *_VIDEO_CODECS),
     default_anchors=("x264-medium",),
     default_dataset="hevc_classD",
     discover=_video_items,

@@ -1,4 +1,5 @@
-"""Classical video baselines through PyAV: x264 (medium, veryslow), x265 (medium), SVT-AV1.
+"""Video codecs the bench sweeps: nvcodec's learned codec (and its all-intra mode) and the
+classical baselines through PyAV: x264 (medium, veryslow), x265 (medium), SVT-AV1.
 
 Every baseline codes the same frames with the same keyframe interval (``gop``, no scene-cut
 keyframes, closed GOPs) into a real MP4 file, swept over CRF from low to high rate. Frames go
@@ -15,13 +16,16 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
 
 import av
 import numpy as np
 
-from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting
+from nvcodec.bench.base import CodedItem, MediaItem, MediaKind, Setting, stored_model
+from nvcodec.codecs.video import VideoCodec
+from nvcodec.container import ContainerReader, ContainerWriter, Packet
 from nvcodec.errors import NvcodecError
 from nvcodec.io.video import VideoEncoding, VideoReader, encode_video
 
@@ -103,3 +107,58 @@ def classical_video_codecs(gop: int = DEFAULT_GOP, threads: int = 1) -> list[FFm
         FFmpegVideoCodec("x265-medium", "libx265", "medium", _X26X_CRF, gop, threads),
         FFmpegVideoCodec("svt-av1-p6", "libsvtav1", "6", _SVTAV1_CRF, gop, threads),
     ]
+
+
+class NvcodecVideo:
+    """The learned video codec: every frame through the encoder into a real .nvc file (rate =
+    its bytes), then the file read back and decoded. ``gop`` 1 is the all-intra mode (every
+    frame coded by the image model), the baseline the inter model must beat."""
+
+    kind: ClassVar[MediaKind] = "video"
+
+    def __init__(self, codec: VideoCodec, gop: int, name: str) -> None:
+        self.name, self.codec, self.gop = name, codec, gop
+        self.settings: tuple[Setting, ...] = tuple(range(min(7, codec.qualities)))
+        manifest = codec.manifest
+        mode = "all-intra" if gop == 1 else f"GOP {gop}"
+        self.description = (
+            f"nvcodec {manifest.model_id} (sha256 {manifest.sha256[:12]}), {mode}, whole .nvc "
+            "file, setting = quality level, networks on 1 thread"
+        )
+
+    @classmethod
+    def load(cls, option: str | None, *, intra: bool = False) -> NvcodecVideo:
+        """``option``: a GOP (digits), a model spec (see ``stored_model``), or SPEC@GOP."""
+        text = option or ""
+        if "@" in text:
+            spec, gop_text = text.rsplit("@", 1)
+        else:
+            spec, gop_text = ("", text) if text.isdigit() else (text, "")
+        if gop_text and not (gop_text.isdigit() and int(gop_text) > 0):
+            raise NvcodecError(f"video GOP must be a positive number of frames, got {gop_text!r}")
+        codec = VideoCodec(stored_model(spec)) if spec else VideoCodec.load()
+        gop = 1 if intra else int(gop_text) if gop_text else DEFAULT_GOP
+        base = "nvcodec-intra" if intra else "nvcodec"
+        return cls(codec, gop, f"{base}:{option}" if option else base)
+
+    def code(self, item: MediaItem, setting: Setting) -> CodedItem:
+        frames = item.data
+        rate = Fraction(item.rate).limit_denominator(1001)
+        stream = self.codec.stream_info(frames.shape[1], frames.shape[2], rate, 1 / rate)
+        decoded = np.empty_like(frames)
+        with tempfile.TemporaryDirectory(prefix="nvcodec-bench-") as folder:
+            path = Path(folder) / "coded.nvc"
+            start = time.perf_counter()
+            encoder = self.codec.encoder(int(setting), self.gop)
+            with ContainerWriter(path, [stream]) as writer:
+                for pts, frame in enumerate(frames):
+                    coded = encoder.encode(frame)
+                    writer.write(Packet(0, pts, 1, coded.keyframe, coded.payload))
+            encode_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            decoder = self.codec.decoder(frames.shape[1], frames.shape[2])
+            with ContainerReader(path) as reader:
+                for packet in reader.packets():
+                    decoded[packet.pts] = decoder.decode(packet.payload)
+            decode_seconds = time.perf_counter() - start
+            return CodedItem(path.stat().st_size, decoded, encode_seconds, decode_seconds)

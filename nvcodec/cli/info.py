@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,11 @@ def _fraction_text(value: Fraction | None) -> str | None:
     return None if value is None else f"{value.numerator}/{value.denominator}"
 
 
-def _describe_stream(index: int, stream: StreamInfo, summary: StreamSummary) -> dict[str, Any]:
+def _describe_stream(
+    index: int, stream: StreamInfo, summary: StreamSummary, keyframes: list[int]
+) -> dict[str, Any]:
+    """One stream's entry; ``keyframes`` (pts) give a video's key frame count and longest
+    group of frames (from a key frame to the next, or to the end)."""
     ticks = stream.duration or summary.end_pts
     timed = stream.kind != StreamKind.IMAGE
     duration_s = float(ticks * stream.time_base) if ticks > 0 and timed else None
@@ -31,6 +36,8 @@ def _describe_stream(index: int, stream: StreamInfo, summary: StreamSummary) -> 
         if stream.kind == StreamKind.IMAGE and pixels
         else None
     )
+    video = stream.kind == StreamKind.VIDEO
+    bounds = [*keyframes, summary.end_pts]
     return {
         "index": index,
         "kind": stream.kind.name.lower(),
@@ -44,6 +51,9 @@ def _describe_stream(index: int, stream: StreamInfo, summary: StreamSummary) -> 
         "sample_rate": stream.sample_rate or None,
         "channels": stream.channels or None,
         "duration_s": duration_s,
+        "frames": summary.packet_count if video else None,
+        "keyframes": len(keyframes) if video else None,
+        "longest_gop": max(b - a for a, b in pairwise(bounds)) if keyframes and video else None,
         "packets": summary.packet_count,
         "payload_bytes": summary.payload_bytes,
         "bitrate_kbps": bitrate_kbps,
@@ -56,7 +66,12 @@ def describe_container(path: Path) -> dict[str, Any]:
     with ContainerReader(path) as reader:
         summaries = {s.stream: s for s in reader.summaries()}
         streams = [
-            _describe_stream(i, stream, summaries.get(i, StreamSummary(i, 0, 0, 0)))
+            _describe_stream(
+                i,
+                stream,
+                summaries.get(i, StreamSummary(i, 0, 0, 0)),
+                reader.keyframes(i) if stream.kind == StreamKind.VIDEO else [],
+            )
             for i, stream in enumerate(reader.streams)
         ]
         return {
@@ -79,6 +94,13 @@ def _geometry(s: dict[str, Any]) -> str:
     if s["sample_rate"]:
         parts.append(f"{s['sample_rate']} Hz x{s['channels'] or 1}")
     return ", ".join(parts) or "-"
+
+
+def _keyframes(s: dict[str, Any]) -> str:
+    if s["keyframes"] is None:
+        return "-"
+    gop = f" (GOP up to {s['longest_gop']})" if s["longest_gop"] is not None else ""
+    return f"{s['keyframes']:,}{gop}"
 
 
 def _rate(s: dict[str, Any]) -> str:
@@ -115,6 +137,8 @@ def render_description(d: dict[str, Any], console: Console) -> None:
         "model sha256": lambda s: f"{s['model_sha256'][:16]}..." if s["model_sha256"] else "-",
         "geometry": _geometry,
         "duration": lambda s: f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "-",
+        "frames": lambda s: f"{s['frames']:,}" if s["frames"] is not None else "-",
+        "key frames": _keyframes,
         "packets": lambda s: f"{s['packets']:,}",
         "bytes": lambda s: f"{s['payload_bytes']:,}",
         "rate": _rate,

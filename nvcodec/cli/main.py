@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from nvcodec import __version__
 from nvcodec.cli.bench import bench
-from nvcodec.cli.errors import handle_sigterm, settings, user_errors, warn
+from nvcodec.cli.errors import handle_sigterm, settings, stderr, user_errors, warn
 from nvcodec.cli.info import describe_container, render_description
 from nvcodec.cli.train import train_app
 from nvcodec.models.store import list_models
@@ -95,14 +108,51 @@ def models(
         console.print(f"{m.model_id:24} {m.architecture:24} sha256 {m.sha256[:16]}...")
 
 
+class _FpsColumn(ProgressColumn):
+    """Frames per second, as rich estimates them (over the last 30 s)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} fps" if task.speed else "")
+
+
+@contextmanager
+def _frame_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress callback (frames done, frames in all) drawing a transient bar with fps and
+    ETA on stderr, if that is a terminal; the bar starts at the first frame, so images and
+    audio show none."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _FpsColumn(),
+        TimeRemainingColumn(),
+    )
+    with ExitStack() as stack:
+        bar: Progress | None = None
+        task: TaskID | None = None
+
+        def update(done: int, total: int | None) -> None:
+            nonlocal bar, task
+            if not stderr.is_terminal:
+                return
+            if bar is None or task is None:
+                bar = stack.enter_context(Progress(*columns, console=stderr, transient=True))
+                task = bar.add_task(description, total=total)
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 @app.command()
 @user_errors
 def encode(
-    source: Annotated[Path, typer.Argument(help="Input image or audio file.")],
+    source: Annotated[
+        Path, typer.Argument(help="Input image, audio or video file, or a folder of frames.")
+    ],
     output: Annotated[Path, typer.Argument(help="Output .nvc file.")],
     quality: Annotated[
         int | None,
-        typer.Option("--quality", "-q", min=0, help="Image quality level (0 = smallest)."),
+        typer.Option("--quality", "-q", min=0, help="Image or video quality level (0 = smallest)."),
     ] = None,
     bpp: Annotated[
         float | None,
@@ -110,28 +160,52 @@ def encode(
     ] = None,
     bitrate: Annotated[
         str | None,
-        typer.Option("--bitrate", "-b", help="Audio: 1.5k, 3k, 6k (default) or 12k per channel."),
+        typer.Option(
+            "--bitrate",
+            "-b",
+            help="Video: target rate (e.g. 600k), the level picked on the first GOP. "
+            "Audio: 1.5k, 3k, 6k (default) or 12k per channel.",
+        ),
     ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="A video's sound: 1.5k, 3k, 6k (default) or 12k."),
+    ] = None,
+    gop: Annotated[
+        int | None,
+        typer.Option("--gop", min=1, help="Video: a key frame every this many frames (32)."),
+    ] = None,
+    audio_only: Annotated[
+        bool, typer.Option("--audio-only", help="Code only the sound of a video.")
+    ] = False,
     model: Annotated[
         str | None, typer.Option(help="Model id from `nvcodec models` (default: the kind's).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
 ) -> None:
-    """Encode an image or audio file (or a video's audio track) into an .nvc container."""
+    """Encode an image, audio or video file (with its sound) into an .nvc container."""
     from nvcodec.codecs.audio import parse_bitrate
-    from nvcodec.codecs.files import encode_file
+    from nvcodec.codecs.files import encode_file, media_kind
+    from nvcodec.codecs.video_files import parse_video_bitrate
 
     if quality is not None and bpp is not None:
         raise typer.BadParameter("give --quality or --bpp, not both")
-    report = encode_file(
-        source,
-        output,
-        quality=quality,
-        target_bpp=bpp,
-        bitrate=parse_bitrate(bitrate) if bitrate is not None else None,
-        model_id=model,
-        overwrite=force,
-    )
+    video = not audio_only and media_kind(source) == "video"
+    parse = parse_video_bitrate if video else parse_bitrate
+    with _frame_progress(f"encode {source.name}") as progress:
+        report = encode_file(
+            source,
+            output,
+            quality=quality,
+            target_bpp=bpp,
+            bitrate=None if bitrate is None else parse(bitrate),
+            audio_bitrate=None if audio_bitrate is None else parse_bitrate(audio_bitrate),
+            gop=gop,
+            audio_only=audio_only,
+            model_id=model,
+            overwrite=force,
+            progress=progress,
+        )
     Console().print(f"{report.output}: {report.bytes:,} bytes, {report.setting}, {report.rate}")
 
 
@@ -139,7 +213,25 @@ def encode(
 @user_errors
 def decode(
     source: Annotated[Path, typer.Argument(help="An .nvc file.")],
-    output: Annotated[Path, typer.Argument(help="Output media file (format from extension).")],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="Output media file (format from extension); for a video: .mp4, .mkv, .y4m, "
+            "no suffix for a folder of PNG frames, or an audio extension for its sound."
+        ),
+    ],
+    start: Annotated[
+        float | None,
+        typer.Option("--start", min=0.0, help="Video or audio: begin at this time (seconds)."),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.0, help="... and write this many seconds."),
+    ] = None,
+    lossless_out: Annotated[
+        bool,
+        typer.Option("--lossless-out", help="Video: FFV1 in .mkv, the decoded frames exactly."),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     strict: Annotated[
         bool,
@@ -151,10 +243,20 @@ def decode(
     """Decode an .nvc container back to a media file."""
     from nvcodec.codecs.files import decode_file
 
-    report = decode_file(source, output, overwrite=force, strict=strict)
+    with _frame_progress(f"decode {source.name}") as progress:
+        report = decode_file(
+            source,
+            output,
+            overwrite=force,
+            strict=strict,
+            start=start,
+            duration=duration,
+            lossless=lossless_out,
+            progress=progress,
+        )
     if report.damage:
         warn(report.damage)
-    Console().print(f"{report.output}: written")
+    Console().print(f"{report.output}: written" + (f" ({report.note})" if report.note else ""))
 
 
 @app.command()

@@ -220,3 +220,116 @@ def train_audio(
     made = _recipe(settings, began, base)
     manifest = recipe.export(model, index_coder, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")
+
+
+@train_app.command("video")
+@user_errors
+def train_video(
+    clips: Annotated[list[Path], typer.Option("--clips", help="Folder(s) of training videos.")],
+    photos: Annotated[
+        list[Path] | None,
+        typer.Option("--photos", help="Folder(s) of photos, moved to make extra frame pairs."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints and the model.")] = Path(
+        "runs/video"
+    ),
+    model_id: Annotated[str, typer.Option(help="Id of the exported model.")] = "video-wavelet",
+    intra: Annotated[
+        str, typer.Option(help="The installed image model that codes key frames.")
+    ] = "image-wavelet",
+    steps: Annotated[int, typer.Option(min=0, help="Rate-distortion training steps.")] = 3000,
+    batch: Annotated[int, typer.Option(min=1)] = 8,
+    crop: Annotated[int, typer.Option(min=32, help="Crop side, a multiple of 16.")] = 128,
+    lr: Annotated[float, typer.Option()] = 1e-4,
+    seed: Annotated[int, typer.Option()] = 0,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start from this installed video model instead of the image model."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if present.")
+    ] = False,
+    frames: Annotated[
+        int, typer.Option(min=2, help="Frames per training run (a key frame, then inter frames).")
+    ] = 3,
+    fit_crops: Annotated[
+        int, typer.Option(min=1, help="Frame pairs per level for the first density fit.")
+    ] = 32,
+) -> None:
+    """Train the video codec's inter model on frame pairs (key frames use the image model)."""
+    from nvcodec.codecs.image import ImageCodec
+    from nvcodec.models.store import load_model
+    from nvcodec.models.video_codec import InterFrameCodec, VideoCodecConfig
+    from nvcodec.training import video as recipe
+
+    began = time.monotonic()
+    if crop % 16:
+        raise typer.BadParameter(f"--crop must be a multiple of 16, got {crop}")
+    settings = recipe.VideoTrainSettings(
+        clips=tuple(str(c) for c in clips),
+        photos=tuple(str(p) for p in photos or ()),
+        steps=steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        seed=seed,
+        init=init,
+        frames=frames,
+        fit_crops=fit_crops,
+    )
+    sampler = recipe.FrameSequenceSampler(
+        recipe.load_clips(recipe.clip_paths(clips)),
+        recipe.load_photos(photos) if photos else [],
+        crop,
+        frames,
+        seed,
+    )
+    checkpoint = out / "checkpoint.pt"
+    start, optimizer_state, base = 0, None, None
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model = InterFrameCodec(VideoCodecConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+        start, optimizer_state = state["step"], state["optimizer"]
+    elif init is not None:
+        stored = load_model(init)
+        base = stored.manifest
+        model = InterFrameCodec(VideoCodecConfig.from_dict(base.config))
+        model.load_state_dict(stored.tensors)
+    else:
+        image = ImageCodec.load(intra)
+        model = InterFrameCodec(
+            VideoCodecConfig(
+                intra_model=image.manifest.model_id,
+                intra_sha256=image.manifest.sha256,
+                gains=tuple(image.model.log_gains.detach().exp().tolist()),
+            )
+        )
+        model.start_from_image_model(image.model)
+    intra_codec = ImageCodec.load(
+        model.config.intra_model, expected_sha256=bytes.fromhex(model.config.intra_sha256)
+    )
+    if start == 0 and init is None:
+        recipe.fit_inter_densities(model, intra_codec.model, sampler, crops=fit_crops)
+    with _progress_bar() as bar:
+        task = bar.add_task("train video", total=steps, completed=start, stats="")
+
+        def report(step: int, stats: dict[str, float]) -> None:
+            text = f"q{stats['quality']:.0f} {stats['bpp']:.3f} bpp {stats['psnr']:.2f} dB"
+            bar.update(task, completed=step, stats=text)
+            if step % 50 == 0 and not bar.console.is_terminal:
+                bar.console.print(f"step {step} {text}")
+
+        recipe.train(
+            model,
+            intra_codec.model,
+            sampler,
+            settings,
+            checkpoint,
+            start_step=start,
+            optimizer_state=optimizer_state,
+            progress=report,
+        )
+    made = _recipe(settings, began, base)
+    manifest = recipe.export(model, out, model_id, made, overwrite=True)
+    typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

@@ -1,38 +1,40 @@
 """File-level encode/decode: media files <-> .nvc containers, dispatching on the media kind.
 
 Images are one packet; audio streams through in packets of 10 s, so an hour-long file needs
-memory for a few packets only.
+memory for a few packets only; video (``codecs.video_files``) streams a frame at a time, its
+sound beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal
 
+import av
 import numpy as np
 
 from nvcodec.codecs import audio as audio_codec
 from nvcodec.codecs.image import CODEC_ID as IMAGE_CODEC_ID
 from nvcodec.codecs.image import DEFAULT_MODEL as IMAGE_MODEL
 from nvcodec.codecs.image import DEFAULT_QUALITY, ImageCodec
-from nvcodec.container import ContainerReader, ContainerWriter, Packet, StreamInfo
-from nvcodec.container.format import PACKET_OVERHEAD
-from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
-from nvcodec.io.audio import AudioReader, AudioWriter
+from nvcodec.codecs.tracks import (
+    AudioStreamDecoder,
+    Damage,
+    DecodeReport,
+    EncodeReport,
+    audio_packets,
+    load_codec,
+    seconds,
+)
+from nvcodec.codecs.video import CODEC_ID as VIDEO_CODEC_ID
+from nvcodec.codecs.video import DEFAULT_GOP
+from nvcodec.codecs.video_files import Progress, decode_video_file, encode_video_file
+from nvcodec.container import ContainerReader, ContainerWriter, Packet
+from nvcodec.errors import BitstreamError, FormatError, NvcodecError
+from nvcodec.io.audio import AUDIO_SUFFIXES, AudioReader, AudioWriter
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, write_image
-
-_Codec = TypeVar("_Codec", ImageCodec, audio_codec.AudioCodec)
-
-
-@dataclass(frozen=True)
-class EncodeReport:
-    output: Path
-    bytes: int
-    setting: str  # what was chosen: "quality 3", "6k (8 codebooks)"
-    rate: str  # what it cost, whole file: "0.3290 bpp", "5.21 kb/s"
+from nvcodec.io.video import VIDEO_SUFFIXES
 
 
 def _pick_quality(codec: ImageCodec, pixels: np.ndarray, target_bpp: float) -> tuple[int, bytes]:
@@ -67,6 +69,23 @@ def write_image_container(
     return output.stat().st_size
 
 
+def media_kind(source: Path) -> Literal["image", "audio", "video"]:
+    """What :func:`encode_file` codes ``source`` as: an image by its extension; a video if it
+    is a folder (of frames) or a file with a video stream that is not cover art; else audio.
+    A file PyAV cannot open goes by its extension, so its reader says what is wrong."""
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        return "image"
+    if source.is_dir():
+        return "video"
+    try:
+        with av.open(str(source)) as container:
+            streams = container.streams.video
+            video = any(not s.disposition & av.stream.Disposition.attached_pic for s in streams)
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        video = source.suffix.lower() in VIDEO_SUFFIXES
+    return "video" if video else "audio"
+
+
 def encode_file(
     source: Path,
     output: Path,
@@ -74,20 +93,51 @@ def encode_file(
     quality: int | None = None,
     target_bpp: float | None = None,
     bitrate: int | None = None,
+    audio_bitrate: int | None = None,
+    gop: int | None = None,
+    audio_only: bool = False,
     model_id: str | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> EncodeReport:
-    """Encode an image or audio file into an .nvc container (by the input's kind)."""
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        if bitrate is not None:
+    """Encode an image, audio or video file into an .nvc container (by :func:`media_kind`).
+
+    ``bitrate`` (bits/s) is a video's target, or an audio file's rate (1.5k, 3k, 6k or 12k
+    per channel, as ``audio_bitrate`` is, a video's sound's); ``audio_only`` codes a video's
+    sound alone. ``model_id`` names the image, audio or video model; ``progress`` is called
+    after each video frame.
+    """
+    kind = "audio" if audio_only else media_kind(source)
+    if gop is not None and kind != "video":
+        raise NvcodecError(f"{source}: --gop is for video")
+    if kind == "image":
+        if bitrate is not None or audio_bitrate is not None:
             raise NvcodecError(f"{source}: --bitrate is for audio; use --quality or --bpp")
         return _encode_image(source, output, quality, target_bpp, model_id, overwrite)
+    if kind == "video":
+        if target_bpp is not None:
+            raise NvcodecError(f"{source}: --bpp is for images; use --quality or --bitrate")
+        if quality is not None and bitrate is not None:
+            raise NvcodecError(f"{source}: give --quality or --bitrate, not both")
+        return encode_video_file(
+            source,
+            output,
+            quality=quality,
+            bitrate=bitrate,
+            gop=gop or DEFAULT_GOP,
+            audio_bitrate=audio_bitrate or audio_codec.DEFAULT_BITRATE,
+            model_id=model_id,
+            overwrite=overwrite,
+            progress=progress,
+        )
     if quality is not None or target_bpp is not None:
         raise NvcodecError(f"{source}: --quality/--bpp are for images; use --bitrate for audio")
+    if bitrate is not None and audio_bitrate is not None:
+        raise NvcodecError(f"{source}: give --bitrate or --audio-bitrate, not both")
     return encode_audio_file(
         source,
         output,
-        bitrate=bitrate or audio_codec.DEFAULT_BITRATE,
+        bitrate=bitrate or audio_bitrate or audio_codec.DEFAULT_BITRATE,
         model_id=model_id,
         overwrite=overwrite,
     )
@@ -140,27 +190,9 @@ def encode_audio_file(
     codebooks = codec.codebooks_for(bitrate)
     with AudioReader(source) as reader:
         stream = codec.stream_info(reader.rate, reader.channels, 0, codebooks)
-        scale = Fraction(reader.rate * codec.hop, codec.rate)  # source samples per frame
         with ContainerWriter(output, [stream], overwrite=overwrite, protect=[source]) as writer:
-            # (first frame, payload) of the packets not yet written. Two are held back: the
-            # last may hold only padding frames past the source's end, and both then get
-            # times clamped to the exact length, known only at the end of the input.
-            held: list[tuple[int, bytes]] = []
-            frame = 0
-            try:
-                for indices in codec.encode_blocks(reader.blocks(codec.rate), codebooks):
-                    held.append((frame, codec.pack(indices)))
-                    frame += indices.shape[1]
-                    if len(held) == 3:
-                        (start, payload), (following, _) = held[0], held[1]
-                        _write_audio_packet(writer, payload, start * scale, following * scale)
-                        del held[0]
-            except NvcodecError as e:
-                raise NvcodecError(f"{source}: {e}") from None
-            length = reader.samples_read
-            bounds = [min(round(start * scale), length) for start, _ in held] + [length]
-            for (_, payload), pts, end in zip(held, bounds, bounds[1:], strict=False):
-                _write_audio_packet(writer, payload, pts, end)
+            for packet in audio_packets(source, codec, reader, codebooks, 0):
+                writer.write(packet)
         duration = reader.samples_read / reader.rate
     size = output.stat().st_size
     kbps = size * 8 / max(duration, 1e-9) / 1000
@@ -172,45 +204,53 @@ def encode_audio_file(
     )
 
 
-def _write_audio_packet(
-    writer: ContainerWriter, payload: bytes, start: Fraction | int, end: Fraction | int
-) -> None:
-    """One audio packet from ``start`` to ``end`` (source samples, rounded to ticks)."""
-    pts = round(start)
-    writer.write(
-        Packet(stream=0, pts=pts, duration=round(end) - pts, keyframe=True, payload=payload)
-    )
-
-
-@dataclass(frozen=True)
-class DecodeReport:
-    output: Path
-    damage: str | None  # what was wrong in the file after the packet that was decoded
-
-
 def decode_file(
-    source: Path, output: Path, *, overwrite: bool = False, strict: bool = False
+    source: Path,
+    output: Path,
+    *,
+    overwrite: bool = False,
+    strict: bool = False,
+    start: float | None = None,
+    duration: float | None = None,
+    lossless: bool = False,
+    progress: Progress | None = None,
 ) -> DecodeReport:
-    """Decode the first stream of an .nvc file this nvcodec knows (image or audio).
+    """Decode an .nvc file: a video with its sound (or, to an audio extension, its sound
+    alone); else its first stream this nvcodec knows (image or audio).
 
-    Damage after what could be decoded is reported in the result; ``strict`` raises it instead
-    (and writes nothing).
+    ``start``/``duration`` (seconds) cut a range of a video or audio; ``lossless`` asks for a
+    bit-exact video output (see ``video_files.video_encoding``). Damage after what could be
+    decoded is reported in the result; ``strict`` raises it instead (and writes nothing).
     """
+    if duration is not None and not duration > 0:
+        raise NvcodecError(f"--duration must be positive, got {duration}")
+    if start is not None and not start >= 0:
+        raise NvcodecError(f"--start must be 0 or more, got {start}")
     with ContainerReader(source, recover=True) as reader:
         codecs = [s.codec for s in reader.streams]
-    if audio_codec.CODEC_ID in codecs and IMAGE_CODEC_ID not in codecs:
-        return decode_audio_file(source, output, overwrite=overwrite, strict=strict)
+    to_audio = output.suffix.lower() in AUDIO_SUFFIXES
+    if VIDEO_CODEC_ID in codecs and to_audio and audio_codec.CODEC_ID not in codecs:
+        raise NvcodecError(f"{source}: the video has no sound to write to {output}")
+    if VIDEO_CODEC_ID in codecs and not to_audio:
+        return decode_video_file(
+            source,
+            output,
+            start=start,
+            duration=duration,
+            lossless=lossless,
+            overwrite=overwrite,
+            strict=strict,
+            progress=progress,
+        )
+    if lossless:
+        raise NvcodecError(f"{output}: --lossless-out is for video outputs")
+    if audio_codec.CODEC_ID in codecs and (to_audio or IMAGE_CODEC_ID not in codecs):
+        return decode_audio_file(
+            source, output, overwrite=overwrite, strict=strict, start=start, duration=duration
+        )
+    if start is not None or duration is not None:
+        raise NvcodecError(f"{source}: --start/--duration are for video and audio")
     return _decode_image(source, output, overwrite, strict)
-
-
-def _load_codec(codec: type[_Codec], source: Path, number: int, stream: StreamInfo) -> _Codec:
-    """The model a stream names, or a ModelError naming the file that needs it."""
-    if not stream.model_id:
-        raise ModelError(f"{source}: stream {number} does not name the model it was coded with")
-    try:
-        return codec.load(stream.model_id, expected_sha256=stream.model_sha256 or None)
-    except ModelError as e:
-        raise ModelError(f"{source}: {e}") from None
 
 
 def decode_audio_file(
@@ -219,114 +259,54 @@ def decode_audio_file(
     *,
     overwrite: bool = False,
     strict: bool = False,
+    start: float | None = None,
+    duration: float | None = None,
     codec: audio_codec.AudioCodec | None = None,
 ) -> DecodeReport:
-    """Decode the first audio stream to wav/flac/ogg/mp3/m4a at the source rate and length.
+    """Decode the first audio stream to wav/flac/ogg/mp3/m4a at the source rate and length
+    (or the ``duration`` seconds from ``start``).
 
     A damaged packet or a missing range loses that audio only: silence stands in for it and
     decoding resumes at the next intact packet. A file cut short decodes up to the cut. What
     was lost is reported, or raised instead with ``strict``. ``codec``: an already loaded
     model (the bench times decoding without loading), used if it is the one the stream names.
     """
-    damage: list[FormatError] = []  # the first, which is reported; the rest are counted
-    damage_count = 0
-
-    def damaged(error: FormatError) -> None:
-        nonlocal damage_count
-        if strict:
-            raise error
-        if not damage:
-            damage.append(error)
-        damage_count += 1
-
+    damage = Damage(strict)
     with ContainerReader(source, recover=not strict) as reader:
-        index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
-        stream = reader.streams[index]
-        if codec is None or codec.manifest.sha256_bytes != stream.model_sha256:
-            codec = _load_codec(audio_codec.AudioCodec, source, index, stream)
         try:
-            config = codec.stream_config(stream)
-        except BitstreamError as e:
-            raise FormatError(source, None, f"stream {index}: {e}") from None
-        packet_samples = config.packet_frames * codec.hop  # at the model rate
-        length = None
-        if reader.has_index:
-            summary = reader.summaries()[index]
-            length = summary.end_pts
-            # What the packets can hold bounds the silence a damaged file is padded with.
-            most = summary.packet_count * packet_samples * stream.sample_rate // codec.rate
-            if not 0 <= length <= most:
-                raise FormatError(
-                    source,
-                    None,
-                    f"index gives stream {index} {length} samples, but its "
-                    f"{summary.packet_count} packets hold at most {most}",
-                )
-        per_tick = Fraction(codec.rate, stream.sample_rate)  # model-rate samples per pts tick
-
-        def unpacked() -> Iterator[tuple[Packet, np.ndarray]]:
-            for packet in reader.packets(index, on_damage=damaged):
-                try:
-                    yield packet, codec.unpack(packet.payload, stream)
-                except BitstreamError as e:
-                    damaged(FormatError(source, packet.offset, f"audio packet: {e}"))
-
+            index = next(i for i, s in enumerate(reader.streams) if s.codec == audio_codec.CODEC_ID)
+        except StopIteration:
+            raise NvcodecError(f"{source}: no audio stream to decode") from None
+        track = AudioStreamDecoder(source, reader, index, damage, codec)
+        rate = track.stream.sample_rate
+        first = 0 if start is None else round(seconds(start) * rate)
+        end = track.length
+        if duration is not None:
+            limit = first + round(seconds(duration) * rate)
+            end = limit if end is None else min(end, limit)
+        if end is not None and first >= end:
+            raise NvcodecError(f"{source}: --start {start} is at or past the end of the audio")
         with AudioWriter(
             output,
-            rate=stream.sample_rate,
-            channels=stream.channels,
-            source_rate=codec.rate,
-            length=length,
+            rate=rate,
+            channels=track.stream.channels,
+            source_rate=track.codec.rate,
+            length=None if end is None else end - first,
             overwrite=overwrite,
             protect=(source,),
         ) as writer:
-
-            def silence(samples: int) -> int:
-                """Write ``samples`` of silence, a packet at a time; return how many."""
-                for start in range(0, samples, packet_samples):
-                    size = min(packet_samples, samples - start)
-                    writer.write(np.zeros((stream.channels, size), np.float32))
-                return max(samples, 0)
-
-            packets = unpacked()
-            pending = next(packets, None)
-            written = lost = 0  # model-rate samples: all, and the silence among them
-            end_of_last = 0  # file offset after the last intact packet
-            while pending is not None:
-                # Packets lost before this one: their time (their bytes bound it) is silence.
-                packet = pending[0]
-                gap = round(packet.pts * per_tick) - written
-                if gap <= ((packet.offset - end_of_last) // PACKET_OVERHEAD + 1) * packet_samples:
-                    lost += silence(gap)
-                    written += max(gap, 0)
-
-                def segment() -> Iterator[np.ndarray]:
-                    """Packets up to the next damage, decoded as one run."""
-                    nonlocal pending, end_of_last
-                    while pending is not None:
-                        packet, indices = pending
-                        end_of_last = packet.offset + PACKET_OVERHEAD + len(packet.payload)
-                        yield indices
-                        known = damage_count
-                        pending = next(packets, None)
-                        if damage_count > known:
-                            return
-
-                for block in codec.decode_packets(segment()):
-                    writer.write(block)
-                    written += block.shape[1]
-            if written == lost:
-                raise damage[0] if damage else FormatError(source, None, "audio stream is empty")
-            if damage and length is not None:  # lost at the end
-                lost += silence(round(length * per_tick) - written)
-    if not damage:
+            for block in track.blocks(first, end):
+                writer.write(block)
+            if track.written == track.lost:
+                raise damage.first or FormatError(source, None, "audio stream is empty")
+    if damage.first is None:
         return DecodeReport(output, None)
-    if not lost:
-        return DecodeReport(output, f"{damage[0]} (decoded up to there)")
+    if not track.lost:
+        return DecodeReport(output, f"{damage.first} (decoded up to there)")
     return DecodeReport(
         output,
-        f"{damage[0]} ({damage_count} damaged part(s): {lost / codec.rate:.2f} s of audio lost, "
-        "silence in its place)",
+        f"{damage.first} ({damage.count} damaged part(s): {track.lost / track.codec.rate:.2f} s "
+        "of audio lost, silence in its place)",
     )
 
 
@@ -337,25 +317,18 @@ def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> 
     packet (before it, the reader skips to it) is reported (``DecodeReport.damage``) rather
     than fatal, as the image itself is whole, unless ``strict``.
     """
-    damage: list[FormatError] = []  # the first, which is reported
-
-    def damaged(error: FormatError) -> None:
-        if strict:
-            raise error
-        if not damage:
-            damage.append(error)
-
+    damage = Damage(strict)
     with ContainerReader(source, recover=not strict) as reader:
         try:
             index = next(i for i, s in enumerate(reader.streams) if s.codec == IMAGE_CODEC_ID)
         except StopIteration:
             raise NvcodecError(f"{source}: no stream this nvcodec can decode") from None
         stream = reader.streams[index]
-        codec = _load_codec(ImageCodec, source, index, stream)
-        packets = reader.packets(index, on_damage=damaged)
+        codec = load_codec(ImageCodec, source, index, stream)
+        packets = reader.packets(index, on_damage=damage)
         packet = next(packets, None)
         if packet is None:
-            raise damage[0] if damage else FormatError(source, None, "image stream has no packet")
+            raise damage.first or FormatError(source, None, "image stream has no packet")
         for _ in packets:
             pass
         try:
@@ -363,4 +336,4 @@ def _decode_image(source: Path, output: Path, overwrite: bool, strict: bool) -> 
         except BitstreamError as e:
             raise FormatError(source, packet.offset, f"image packet: {e}") from None
     write_image(output, decoded.pixels, overwrite=overwrite, protect=[source])
-    return DecodeReport(output, str(damage[0]) if damage else None)
+    return DecodeReport(output, None if damage.first is None else str(damage.first))

@@ -128,13 +128,27 @@ class ContainerReader:
         index = self._index or _run_to_end(self._walk(self._first_packet, payloads=False))
         return list(index.summaries)
 
-    def seek(self, stream: int, pts: int) -> Iterator[Packet]:
+    def keyframes(self, stream: int) -> list[int]:
+        """The pts of ``stream``'s keyframes, in file order; from the index, else by walking
+        packet headers to the index (as :meth:`summaries`)."""
+        self._check_stream(stream)
+        index = self._index or _run_to_end(self._walk(self._first_packet, payloads=False))
+        return [entry.pts for entry in index.keyframes if entry.stream == stream]
+
+    def seek(
+        self,
+        stream: int,
+        pts: int,
+        *,
+        on_damage: Callable[[FormatError], None] | None = None,
+    ) -> Iterator[Packet]:
         """Packets of ``stream`` from its last keyframe at or before ``pts`` (else its first
-        keyframe) to the end, checked as in :meth:`packets`. Needs a seekable file."""
+        keyframe) to the end, checked as in :meth:`packets` (``on_damage`` too). Needs a
+        seekable file."""
         self._check_stream(stream)
         if self.file_size is None:
             raise io.UnsupportedOperation(f"{self.path}: seek() needs a seekable file")
-        return self._seek(stream, pts)
+        return self._seek(stream, pts, on_damage)
 
     def close(self) -> None:
         """Close the file opened by path (one given to from_stream is the caller's to close)."""
@@ -192,10 +206,12 @@ class ContainerReader:
                     header.stream, header.pts, header.duration, header.keyframe, payload, offset
                 )
 
-    def _seek(self, stream: int, pts: int) -> Iterator[Packet]:
+    def _seek(
+        self, stream: int, pts: int, on_damage: Callable[[FormatError], None] | None
+    ) -> Iterator[Packet]:
         start = self._find_keyframe(stream, pts)
         if start is not None:
-            yield from self._packets(start, stream)
+            yield from self._packets(start, stream, on_damage)
 
     def _find_keyframe(self, stream: int, pts: int) -> int | None:
         """Offset of the keyframe to start from: bisect the index, or walk headers without one

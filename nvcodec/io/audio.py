@@ -70,7 +70,9 @@ class AudioReader:
     """The first audio stream of a file, decoded block by block.
 
     ``rate`` and ``channels`` are the stream's own; ``samples_read`` counts samples at that
-    rate, so a caller resampling on the fly still knows the exact original length.
+    rate, so a caller resampling on the fly still knows the exact original length. In MP4/MOV
+    the stream's duration (its edit list) is exact, and decoding stops there: AAC decoders
+    otherwise give the padding of the last frame too (up to 1024 samples).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -86,6 +88,10 @@ class AudioReader:
         self.rate: int = self._stream.codec_context.sample_rate
         self.channels: int = self._stream.codec_context.channels
         self.samples_read = 0
+        self._length: int | None = None
+        stream = self._stream
+        if _EXACT_DURATION & set(self._container.format.name.split(",")) and stream.duration:
+            self._length = round(stream.duration * stream.time_base * self.rate)
 
     def __enter__(self) -> AudioReader:
         return self
@@ -99,6 +105,10 @@ class AudioReader:
         resampler = None
         try:
             for frame in self._container.decode(self._stream):
+                if self._length is not None and self.samples_read + frame.samples > self._length:
+                    frame = _cut(frame, self._length - self.samples_read)
+                    if frame is None:
+                        break
                 self.samples_read += frame.samples
                 if resampler is None:
                     layout = _layout(self.channels)
@@ -110,6 +120,23 @@ class AudioReader:
                     yield out.to_ndarray()
         except av.error.FFmpegError as error:
             raise NvcodecError(f"{self.path}: audio cannot be decoded ({error})") from None
+
+
+# Container formats (FFmpeg demuxer names) whose stream duration is the exact sample count.
+_EXACT_DURATION = {"mov", "mp4"}
+
+
+def _cut(frame: av.AudioFrame, keep: int) -> av.AudioFrame | None:
+    """The first ``keep`` samples of a decoded frame (None for none), in its own format."""
+    if keep <= 0:
+        return None
+    data = frame.to_ndarray()  # planar: (channels, n); packed: (1, n * channels)
+    width = keep if frame.format.is_planar else keep * len(frame.layout.channels)
+    cut = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(data[:, :width]), format=frame.format.name, layout=frame.layout
+    )
+    cut.sample_rate, cut.pts, cut.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return cut
 
 
 def read_audio(path: str | Path, rate: int | None = None) -> Audio:
@@ -141,49 +168,39 @@ def exact_length(samples: np.ndarray, length: int) -> np.ndarray:
     return samples[:, :length].astype(np.float32, copy=False)
 
 
-class AudioWriter:
-    """Writes (channels, n) blocks at ``source_rate`` to ``path`` at ``rate`` Hz, atomically.
+class AudioTrack:
+    """One audio stream of a PyAV output container that is open for writing: blocks in, coded
+    packets muxed. ``AudioWriter`` is one alone in a file; ``io.video`` muxes one beside video.
 
-    The format follows the extension (wav, flac, ogg/opus, mp3, m4a); ``bitrate`` (bits/s)
-    sets the lossy ones' target. With ``length`` the file
-    gets exactly that many samples at ``rate`` (cut or zero-padded at the end), which
-    undoes the few samples a resampler gains or loses. A rate the codec does not take is coded
-    at the next one up it takes (Opus: 8, 12, 16, 24 or 48 kHz). Frames carry timestamps, so
-    the encoder's priming is marked in the container (Ogg pre-skip, MP4 edit list, LAME tag)
-    and :func:`read_audio` gives samples aligned with the input; AAC adds up to 1024 samples
-    of padding at the end.
+    Blocks are (channels, n) at ``source_rate``; they are resampled to ``rate`` Hz, where
+    ``length`` (if given) cuts or zero-pads them to exactly that many samples, which undoes
+    the few samples a resampler gains or loses. A rate the codec does not take is coded at the
+    next one up it takes (Opus: 8, 12, 16, 24 or 48 kHz). Frames carry timestamps, so the
+    encoder's priming is marked in the container (Ogg pre-skip, MP4 edit list, LAME tag).
+    ``path`` names the file in errors.
     """
 
     def __init__(
         self,
-        path: str | Path,
+        container: av.container.OutputContainer,
+        codec: str,
+        sample_format: str,
         *,
+        path: Path,
         rate: int,
         channels: int,
         source_rate: int | None = None,
         length: int | None = None,
         bitrate: int | None = None,
-        overwrite: bool = False,
-        protect: tuple[Path, ...] = (),
     ) -> None:
-        self.path = Path(path)
-        spec = _WRITERS.get(self.path.suffix.lower())
-        if spec is None:
-            raise NvcodecError(
-                f"{self.path}: unknown audio extension (use {', '.join(sorted(_WRITERS))})"
-            )
-        container_format, codec, sample_format = spec
+        self.path = path
+        self._container = container
         self._source_rate = source_rate or rate
         self._remaining = length
-        self._stack = contextlib.ExitStack()
-        file = self._stack.enter_context(
-            atomic_output(self.path, overwrite=overwrite, protect=protect)
-        )
-        self._container = self._stack.enter_context(av.open(file, "w", format=container_format))
         rates = sorted(av.codec.Codec(codec, "w").audio_rates or [rate])
         coded_rate = next((r for r in rates if r >= rate), rates[-1])
         layout = _layout(channels)
-        self._stream = self._container.add_stream(codec, rate=coded_rate, layout=layout)
+        self._stream = container.add_stream(codec, rate=coded_rate, layout=layout)
         if bitrate is not None:  # lossy codecs only (Opus, MP3, AAC): target bits/s
             self._stream.bit_rate = bitrate
         # Blocks go to ``rate`` first (that is where ``length`` counts), then to the codec's
@@ -192,9 +209,6 @@ class AudioWriter:
         self._to_codec = av.AudioResampler(format=sample_format, layout=layout, rate=coded_rate)
         self._rate, self._channels = rate, channels
         self._coded = 0  # samples sent to the encoder: the next frame's timestamp
-
-    def __enter__(self) -> AudioWriter:
-        return self
 
     def write(self, block: np.ndarray) -> None:
         """Append (channels, n) float32 samples at ``source_rate``."""
@@ -225,16 +239,73 @@ class AudioWriter:
             raise NvcodecError(f"{self.path}: cannot write audio ({error})") from None
 
     def close(self) -> None:
+        """Flush the resamplers, pad to ``length`` and flush the encoder."""
+        for out in self._to_rate.resample(None):
+            self._emit(out.to_ndarray())
+        if self._remaining:
+            self._emit(np.zeros((self._channels, self._remaining), np.float32))
+        for frame in self._to_codec.resample(None):
+            self._encode(frame)
+        self._encode(None)
+
+
+class AudioWriter:
+    """Writes (channels, n) blocks at ``source_rate`` to ``path`` at ``rate`` Hz, atomically.
+
+    The format follows the extension (wav, flac, ogg/opus, mp3, m4a); ``bitrate`` (bits/s)
+    sets the lossy ones' target; ``length`` and the rates work as in :class:`AudioTrack`.
+    :func:`read_audio` gives samples aligned with the input; AAC adds up to 1024 samples of
+    padding at the end, which MP4's edit list (and so :class:`AudioReader`) leaves out.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rate: int,
+        channels: int,
+        source_rate: int | None = None,
+        length: int | None = None,
+        bitrate: int | None = None,
+        overwrite: bool = False,
+        protect: tuple[Path, ...] = (),
+    ) -> None:
+        self.path = Path(path)
+        spec = _WRITERS.get(self.path.suffix.lower())
+        if spec is None:
+            raise NvcodecError(
+                f"{self.path}: unknown audio extension (use {', '.join(sorted(_WRITERS))})"
+            )
+        container_format, codec, sample_format = spec
+        self._stack = contextlib.ExitStack()
+        file = self._stack.enter_context(
+            atomic_output(self.path, overwrite=overwrite, protect=protect)
+        )
+        container = self._stack.enter_context(av.open(file, "w", format=container_format))
+        self._track = AudioTrack(
+            container,
+            codec,
+            sample_format,
+            path=self.path,
+            rate=rate,
+            channels=channels,
+            source_rate=source_rate,
+            length=length,
+            bitrate=bitrate,
+        )
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) float32 samples at ``source_rate``."""
+        self._track.write(block)
+
+    def close(self) -> None:
         """Flush, pad to ``length``, and move the finished file into place (or, on an error,
         remove the temp file)."""
         with self._stack:
-            for out in self._to_rate.resample(None):
-                self._emit(out.to_ndarray())
-            if self._remaining:
-                self._emit(np.zeros((self._channels, self._remaining), np.float32))
-            for frame in self._to_codec.resample(None):
-                self._encode(frame)
-            self._encode(None)
+            self._track.close()
 
     def __exit__(
         self,

@@ -9,7 +9,9 @@ bicubically (FFmpeg's default scaler). Writers tag the matrix and range they use
 cannot carry them) is written with the untagged default, so every file reads back as written.
 
 A folder of images (PNG, ...) is a video too: its files in natural order (f2 before f10), at a
-frame rate the caller gives (image files carry none).
+frame rate the caller gives (image files carry none); :func:`write_video` writes one for an
+output path without a suffix. Writers can mux a soundtrack beside the frames (AAC in MP4, FLAC
+in Matroska), interleaved in time.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import BinaryIO, Literal
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+from PIL import Image
 
 from nvcodec.errors import NvcodecError
+from nvcodec.io.audio import AudioTrack
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
-from nvcodec.utils.files import atomic_output
+from nvcodec.utils.files import atomic_folder, atomic_output
 
 Matrix = Literal["rgb", "bt601", "bt709", "smpte240m", "fcc", "bt2020"]
 
@@ -54,6 +58,11 @@ _SCALER = Interpolation.BICUBIC
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".y4m", ".avi"})
 # Frame rate of image folders when the caller gives none (FFmpeg's image2 default).
 FOLDER_FRAME_RATE = 25.0
+
+
+def rate_fraction(rate: float) -> Fraction:
+    """A frame rate as the fraction containers store: 29.97002997... -> 30000/1001."""
+    return Fraction(rate).limit_denominator(1001)
 
 
 def default_matrix(height: int) -> Matrix:
@@ -92,6 +101,7 @@ class VideoReader:
     """Streams the RGB frames of a video file or image folder, one at a time (bounded memory).
 
     Use as a context manager; ``threads`` is the decoder's thread count (0: FFmpeg's choice).
+    ``has_audio`` says whether the file has an audio stream too (a folder has none).
     """
 
     def __init__(
@@ -99,6 +109,7 @@ class VideoReader:
     ) -> None:
         self.path = Path(path)
         self._container: av.container.InputContainer | None = None
+        self.has_audio = False
         if self.path.is_dir():
             self._files = _frame_files(self.path)
             first = self._read_frame_file(self._files[0])
@@ -113,6 +124,7 @@ class VideoReader:
             if not self._container.streams.video:
                 raise NvcodecError(f"{self.path}: no video stream")
             self._stream = self._container.streams.video[0]
+            self.has_audio = bool(self._container.streams.audio)
             self._stream.codec_context.thread_count = threads
             self._stream.thread_type = "AUTO"
             self.info = self._stream_info(frame_rate)
@@ -207,7 +219,8 @@ class VideoEncoding:
 
     ``gop`` is the keyframe interval (None: the encoder's default); ``threads`` the encoder's
     thread count (0: FFmpeg's choice). YUV formats use ``default_matrix`` of the frame height,
-    limited range, and say so in the stream.
+    limited range, and say so in the stream. ``audio``: (codec, sample format) of a
+    soundtrack in this container; None if it carries video only.
     """
 
     codec: str
@@ -216,29 +229,58 @@ class VideoEncoding:
     options: tuple[tuple[str, str], ...] = ()
     gop: int | None = None
     threads: int = 0
+    audio: tuple[str, str] | None = None
 
 
 # Writer per extension: H.264 for viewing, FFV1 lossless RGB, y4m for classical tools (4:2:0).
 WRITERS = {
-    ".mp4": VideoEncoding("libx264", "mp4", "yuv420p", (("preset", "medium"), ("crf", "16"))),
-    ".mkv": VideoEncoding("ffv1", "matroska", "bgr0", (("level", "3"),)),
+    ".mp4": VideoEncoding(
+        "libx264", "mp4", "yuv420p", (("preset", "medium"), ("crf", "16")), audio=("aac", "fltp")
+    ),
+    ".mkv": VideoEncoding("ffv1", "matroska", "bgr0", (("level", "3"),), audio=("flac", "s16")),
     ".y4m": VideoEncoding("rawvideo", "yuv4mpegpipe", "yuv420p"),
 }
+# Frames of an output path without a suffix: a folder of these, 000001.png on.
+FOLDER_FRAME_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """Audio a writer muxes beside the frames: (channels, n) float32 ``blocks`` at
+    ``source_rate`` (default ``rate``), written at ``rate`` Hz and cut or padded there to
+    ``length`` samples (see :class:`~nvcodec.io.audio.AudioTrack`)."""
+
+    blocks: Iterable[np.ndarray]
+    rate: int
+    channels: int
+    source_rate: int | None = None
+    length: int | None = None
 
 
 def encode_video(
-    file: BinaryIO, frames: Iterable[np.ndarray], rate: float, encoding: VideoEncoding
+    file: BinaryIO,
+    frames: Iterable[np.ndarray],
+    rate: float,
+    encoding: VideoEncoding,
+    soundtrack: Soundtrack | None = None,
+    name: str | Path = "<output>",
 ) -> int:
-    """Encode (H, W, 3) uint8 RGB ``frames`` into ``file``; returns the number of frames."""
-    rate_fraction = Fraction(rate).limit_denominator(1001)
+    """Encode (H, W, 3) uint8 RGB ``frames`` into ``file``; returns the number of frames.
+
+    The ``soundtrack`` (for an encoding with ``audio``) is fed in step with the frames, a block
+    at a time, so the muxer interleaves the two without holding either; ``name`` names the
+    output in errors.
+    """
+    frame_rate = rate_fraction(rate)
     count = 0
     with av.open(file, "w", format=encoding.container) as container:
-        stream = container.add_stream(encoding.codec, rate=rate_fraction)
+        stream = container.add_stream(encoding.codec, rate=frame_rate)
         stream.pix_fmt = encoding.pix_fmt
         stream.codec_context.thread_count = encoding.threads
         stream.options = dict(encoding.options)
         if encoding.gop is not None:
             stream.codec_context.gop_size = encoding.gop
+        sound = None if soundtrack is None else _SoundFeed(container, encoding, soundtrack, name)
         for frame in frames:
             if count == 0:
                 shape = frame.shape
@@ -255,9 +297,56 @@ def encode_video(
             for packet in stream.encode(from_rgb(packed)):
                 container.mux(packet)
             count += 1
+            if sound is not None:
+                sound.feed(count / frame_rate)
         for packet in stream.encode(None):
             container.mux(packet)
+        if sound is not None and count:
+            sound.finish()
     return count
+
+
+class _SoundFeed:
+    """A soundtrack being written beside the frames: :meth:`feed` writes its blocks until it
+    reaches a time, so audio never runs more than a block ahead of the video."""
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        encoding: VideoEncoding,
+        soundtrack: Soundtrack,
+        name: str | Path,
+    ) -> None:
+        if encoding.audio is None:
+            raise ValueError(f"{encoding.container} output carries no audio")
+        self._track = AudioTrack(
+            container,
+            *encoding.audio,
+            path=Path(name),
+            rate=soundtrack.rate,
+            channels=soundtrack.channels,
+            source_rate=soundtrack.source_rate,
+            length=soundtrack.length,
+        )
+        self._blocks: Iterator[np.ndarray] | None = iter(soundtrack.blocks)
+        self._rate = soundtrack.source_rate or soundtrack.rate
+        self._written = 0  # samples at the source rate
+
+    def feed(self, seconds: Fraction | None) -> None:
+        """Write blocks until ``seconds`` of audio are written (None: all of it)."""
+        while self._blocks is not None and (
+            seconds is None or self._written < seconds * self._rate
+        ):
+            block = next(self._blocks, None)
+            if block is None:
+                self._blocks = None
+                break
+            self._track.write(block)
+            self._written += block.shape[1]
+
+    def finish(self) -> None:
+        self.feed(None)
+        self._track.close()
 
 
 def _tag_colour(context: av.VideoCodecContext, matrix: Matrix) -> None:
@@ -284,23 +373,55 @@ def write_video(
     frames: Iterable[np.ndarray],
     rate: float,
     *,
+    encoding: VideoEncoding | None = None,
+    soundtrack: Soundtrack | None = None,
     overwrite: bool = False,
     protect: tuple[Path, ...] = (),
 ) -> int:
-    """Write RGB ``frames`` atomically: .mp4 (H.264 CRF 16), .mkv (FFV1, lossless) or .y4m.
+    """Write RGB ``frames`` atomically: .mp4 (H.264 CRF 16), .mkv (FFV1, lossless), .y4m, or,
+    for a path without a suffix, a folder of PNG frames (000001.png, ...).
 
-    ``frames`` may be any iterable (a :class:`VideoReader` included), so memory stays bounded.
-    Returns the number of frames written.
+    ``encoding`` replaces the extension's (``WRITERS``); ``soundtrack`` is muxed beside the
+    frames (mp4 and mkv; y4m and folders carry no audio). ``frames`` may be any iterable (a
+    :class:`VideoReader` included), so memory stays bounded. Returns the number of frames.
     """
     path = Path(path)
-    encoding = WRITERS.get(path.suffix.lower())
+    if not path.suffix and encoding is None:
+        if soundtrack is not None:
+            raise NvcodecError(f"{path}: a folder of frames carries no audio")
+        return _write_folder(path, frames, overwrite, protect)
+    encoding = encoding or WRITERS.get(path.suffix.lower())
     if encoding is None:
-        raise NvcodecError(f"{path}: unknown video extension (use {', '.join(sorted(WRITERS))})")
+        raise NvcodecError(
+            f"{path}: unknown video extension (use {', '.join(sorted(WRITERS))}, or no suffix "
+            "for a folder of PNG frames)"
+        )
     with atomic_output(path, overwrite=overwrite, protect=protect) as file:
         try:
-            count = encode_video(file, frames, rate, encoding)
+            count = encode_video(file, frames, rate, encoding, soundtrack, path)
         except (av.error.FFmpegError, ValueError) as error:
             raise NvcodecError(f"{path}: cannot write video ({error})") from None
+        if count == 0:
+            raise NvcodecError(f"{path}: no frames to write")
+    return count
+
+
+def _write_folder(
+    path: Path, frames: Iterable[np.ndarray], overwrite: bool, protect: tuple[Path, ...]
+) -> int:
+    """Frames as 000001.png, 000002.png, ... in a folder that appears whole (or not at all)."""
+    count = 0
+    with atomic_folder(
+        path, suffix=FOLDER_FRAME_SUFFIX, overwrite=overwrite, protect=protect
+    ) as folder:
+        for frame in frames:
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame {count} is {frame.dtype} {frame.shape}, expected RGB")
+            count += 1
+            try:
+                Image.fromarray(frame).save(folder / f"{count:06d}{FOLDER_FRAME_SUFFIX}")
+            except OSError as error:
+                raise NvcodecError(f"{path}: cannot write frame {count} ({error})") from None
         if count == 0:
             raise NvcodecError(f"{path}: no frames to write")
     return count

@@ -216,18 +216,26 @@ def fit_densities(
     """
     x = sampler.batch(crops)
     for quality, entropy_model in enumerate(model.entropy_models):
-        latent = model.encode_latent(x, quality)
-        class_map = block_classes_by_activity(latent, entropy_model)
-        for round_ in range(rounds if entropy_model.classes > 1 else 1):
-            if round_:
-                entropy_model.finalize()
-                class_map = entropy_model.choose_classes(latent)
-            positions = entropy_model.expand_blocks(class_map, *latent.shape[-2:])
-            for k, density in enumerate(entropy_model.densities):
-                samples = latent.transpose(0, 1)[:, positions == k][None]
-                if samples.shape[-1]:
-                    with torch.enable_grad():
-                        fit_density(density, samples, steps=steps // (1 + round_))
+        fit_level_densities(entropy_model, model.encode_latent(x, quality), steps, rounds)
+
+
+@torch.no_grad()
+def fit_level_densities(
+    entropy_model: BlockAdaptiveEntropyModel, latent: torch.Tensor, steps: int, rounds: int = 2
+) -> None:
+    """Fit one level's densities (hard EM over its classes, see ``fit_densities``) to
+    ``latent`` (B, C, H, W); the video codec's inter model uses it on residual latents too."""
+    class_map = block_classes_by_activity(latent, entropy_model)
+    for round_ in range(rounds if entropy_model.classes > 1 else 1):
+        if round_:
+            entropy_model.finalize()
+            class_map = entropy_model.choose_classes(latent)
+        positions = entropy_model.expand_blocks(class_map, *latent.shape[-2:])
+        for k, density in enumerate(entropy_model.densities):
+            samples = latent.transpose(0, 1)[:, positions == k][None]
+            if samples.shape[-1]:
+                with torch.enable_grad():
+                    fit_density(density, samples, steps=steps // (1 + round_))
 
 
 def reconfigured(
