@@ -119,6 +119,12 @@ REGRESSIONS = {  # seed, edit, error, message
         FormatError,
         "declares 15 channels",
     ),
+    "channels PyAV cannot write (8 or more)": (
+        SPEECH,
+        stream_field(channels=14),
+        FormatError,
+        "declares 14 channels",
+    ),
     "huge sample rate": (SPEECH, stream_field(sample_rate=1 << 31), FormatError, "sample rate"),
     "time base not 1/rate": (
         SPEECH,

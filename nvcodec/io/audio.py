@@ -48,13 +48,18 @@ class Audio:
         return self.samples.shape[1] / self.rate
 
 
-# Channel counts FFmpeg has a default layout for (its "<N>c" names): the ones files can carry.
-LAYOUT_CHANNELS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 24})
+# Channel counts nvcodec reads and writes: FFmpeg has default layouts for 1-8, 10, 12, 14, 16
+# and 24 channels, but PyAV 18.1 cannot build frames of 8 or more (AudioFrame.from_ndarray
+# indexes past the array: IndexError; a packed 8-channel frame crashes its resampler), so
+# 1-7 (up to 6.1 surround) it is; the fuzzer found the 14-channel case.
+LAYOUT_CHANNELS = frozenset(range(1, 8))
 
 
 def _layout(channels: int) -> av.AudioLayout:
     if channels not in LAYOUT_CHANNELS:
-        raise NvcodecError(f"{channels} audio channels have no FFmpeg channel layout")
+        raise NvcodecError(
+            f"{channels} audio channels: nvcodec handles 1 to {max(LAYOUT_CHANNELS)}"
+        )
     return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels, f"{channels}c"))
 
 
@@ -87,6 +92,12 @@ class AudioReader:
         self._stream = self._container.streams.audio[0]
         self.rate: int = self._stream.codec_context.sample_rate
         self.channels: int = self._stream.codec_context.channels
+        if self.channels not in LAYOUT_CHANNELS:
+            self._container.close()
+            raise NvcodecError(
+                f"{self.path}: {self.channels} audio channels (nvcodec reads 1 to "
+                f"{max(LAYOUT_CHANNELS)})"
+            )
         self.samples_read = 0
         self._length: int | None = None
         stream = self._stream
