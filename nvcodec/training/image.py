@@ -29,8 +29,8 @@ from nvcodec.entropy import fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
-from nvcodec.models.store import Manifest, save_model
-from nvcodec.training.common import save_checkpoint
+from nvcodec.models.store import Manifest
+from nvcodec.training.rate_distortion import export_levels, train_levels
 from nvcodec.transforms.wavelet import packet_forward
 
 # Distortion weight per quality level: CompressAI's eight lambdas, matched to the default gains.
@@ -116,14 +116,6 @@ def rd_loss(
     return lmbda * 255**2 * mse + bpp, bpp.item(), psnr
 
 
-def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
-    """Linear warm-up (Adam's first steps would otherwise kick the zero-initialised refiner
-    far off), then constant, then a tenth for the last 10% of the steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.1 if step >= 0.9 * steps else 1.0
-
-
 def train(
     model: WaveletImageCodec,
     sampler: CropSampler,
@@ -135,38 +127,24 @@ def train(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_every: int = 200,
 ) -> None:
-    """Rate-distortion training from ``start_step`` to ``settings.steps`` (resumable)."""
-    if settings.steps > start_step and len(settings.lmbdas) != model.qualities:
-        raise ValueError(f"need {model.qualities} lambdas, got {len(settings.lmbdas)}")
-    torch.manual_seed(settings.seed + start_step)
-    rng = random.Random(settings.seed * 7919 + start_step)
-    # The densities learn ten times faster than the transforms, as CompressAI's aux optimizer.
-    density = [p for b in model.entropy_models for p in b.parameters()]
-    density_ids = {id(p) for p in density}
-    transforms = [p for p in model.parameters() if id(p) not in density_ids]
-    optimizer = torch.optim.Adam(
-        [{"params": transforms, "lr": settings.lr}, {"params": density, "lr": settings.lr * 10}]
+    """Rate-distortion training on random crops from ``start_step`` (resumable)."""
+
+    def step_loss(quality: int, lmbda: float) -> tuple[torch.Tensor, float, float]:
+        return rd_loss(model, sampler.batch(settings.batch), quality, lmbda)
+
+    train_levels(
+        model,
+        step_loss,
+        steps=settings.steps,
+        lr=settings.lr,
+        seed=settings.seed,
+        lmbdas=settings.lmbdas,
+        checkpoint=checkpoint,
+        start_step=start_step,
+        optimizer_state=optimizer_state,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
     )
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    model.train()
-    for step in range(start_step, settings.steps):
-        for group, base in zip(
-            optimizer.param_groups, (settings.lr, settings.lr * 10), strict=True
-        ):
-            group["lr"] = base * learning_rate_factor(step, settings.steps)
-        quality = rng.randrange(model.qualities)
-        loss, bpp, psnr = rd_loss(
-            model, sampler.batch(settings.batch), quality, settings.lmbdas[quality]
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if progress is not None:
-            progress(step + 1, {"quality": quality, "bpp": bpp, "psnr": psnr})
-        if (step + 1) % checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(checkpoint, model, step + 1, optimizer)
-    model.eval()
 
 
 def export(
@@ -178,17 +156,7 @@ def export(
     overwrite: bool = False,
 ) -> Manifest:
     """Finalize every level's integer tables and write the model to the store."""
-    for entropy_model in model.entropy_models:
-        entropy_model.finalize()
-    return save_model(
-        directory,
-        model_id,
-        ARCHITECTURE,
-        model.config.to_dict(),
-        model.state_dict(),
-        recipe,
-        overwrite=overwrite,
-    )
+    return export_levels(model, ARCHITECTURE, directory, model_id, recipe, overwrite=overwrite)
 
 
 def block_classes_by_activity(

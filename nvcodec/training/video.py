@@ -33,15 +33,10 @@ import torch.nn.functional as F
 from nvcodec.io.image import read_image, to_rgb
 from nvcodec.io.video import VIDEO_SUFFIXES, read_video
 from nvcodec.models.image_codec import WaveletImageCodec
-from nvcodec.models.store import Manifest, save_model
+from nvcodec.models.store import Manifest
 from nvcodec.models.video_codec import ARCHITECTURE, InterFrameCodec, VideoCodecConfig
-from nvcodec.training.common import save_checkpoint
-from nvcodec.training.image import (
-    DEFAULT_LMBDAS,
-    fit_level_densities,
-    image_paths,
-    learning_rate_factor,
-)
+from nvcodec.training.image import DEFAULT_LMBDAS, fit_level_densities, image_paths
+from nvcodec.training.rate_distortion import export_levels, train_levels
 from nvcodec.transforms.motion import compensate, estimate_motion
 
 
@@ -229,46 +224,37 @@ def train(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_every: int = 100,
 ) -> None:
-    """Rate-distortion training from ``start_step`` to ``settings.steps`` (resumable)."""
-    if settings.steps > start_step and len(settings.lmbdas) != model.qualities:
-        raise ValueError(f"need {model.qualities} lambdas, got {len(settings.lmbdas)}")
-    torch.manual_seed(settings.seed + start_step)
-    rng = random.Random(settings.seed * 7919 + start_step)
-    density = [p for b in model.entropy_models for p in b.parameters()]
-    density_ids = {id(p) for p in density}
-    transforms = [p for p in model.parameters() if id(p) not in density_ids]
-    optimizer = torch.optim.Adam(
-        [{"params": transforms, "lr": settings.lr}, {"params": density, "lr": settings.lr * 10}]
-    )
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    model.train()
-    for step in range(start_step, settings.steps):
-        for group, base in zip(
-            optimizer.param_groups, (settings.lr, settings.lr * 10), strict=True
-        ):
-            group["lr"] = base * learning_rate_factor(step, settings.steps, warmup=100)
-        quality = rng.randrange(model.qualities)
+    """Rate-distortion training on runs of frames from ``start_step`` (resumable)."""
+
+    def step_loss(quality: int, lmbda: float) -> tuple[torch.Tensor, float, float]:
         run = sampler.batch(settings.batch)
         # The first frame is a key frame; each later one is predicted from the one before as
         # decoded (the chain a decoder runs, so the model learns not to drift along it).
-        reference, loss, bpp, psnr = key_frames(intra, run[:, 0], quality), 0.0, 0.0, 0.0
+        reference = key_frames(intra, run[:, 0], quality)
+        loss, bpp, psnr = torch.zeros(()), 0.0, 0.0
         for k in range(1, run.shape[1]):
             prediction = predictions(reference, run[:, k], quality, model.config)
             frame_loss, frame_bpp, frame_psnr, reference = rd_loss(
-                model, prediction, run[:, k], quality, settings.lmbdas[quality]
+                model, prediction, run[:, k], quality, lmbda
             )
             loss, bpp, psnr = loss + frame_loss, bpp + frame_bpp, psnr + frame_psnr
         inter_frames = run.shape[1] - 1
-        loss, bpp, psnr = loss / inter_frames, bpp / inter_frames, psnr / inter_frames
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if progress is not None:
-            progress(step + 1, {"quality": quality, "bpp": bpp, "psnr": psnr})
-        if (step + 1) % checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(checkpoint, model, step + 1, optimizer)
-    model.eval()
+        return loss / inter_frames, bpp / inter_frames, psnr / inter_frames
+
+    train_levels(
+        model,
+        step_loss,
+        steps=settings.steps,
+        lr=settings.lr,
+        seed=settings.seed,
+        lmbdas=settings.lmbdas,
+        checkpoint=checkpoint,
+        start_step=start_step,
+        optimizer_state=optimizer_state,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
+        warmup=100,
+    )
 
 
 def export(
@@ -280,14 +266,4 @@ def export(
     overwrite: bool = False,
 ) -> Manifest:
     """Finalize every level's integer tables and write the model to the store."""
-    for entropy_model in model.entropy_models:
-        entropy_model.finalize()
-    return save_model(
-        directory,
-        model_id,
-        ARCHITECTURE,
-        model.config.to_dict(),
-        model.state_dict(),
-        recipe,
-        overwrite=overwrite,
-    )
+    return export_levels(model, ARCHITECTURE, directory, model_id, recipe, overwrite=overwrite)
