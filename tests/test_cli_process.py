@@ -101,3 +101,36 @@ def test_audio_memory_does_not_grow_with_length(tmp_path: Path) -> None:
     long = memory_peaks.measure_audio(tmp_path, 180.0)
     for step in ("encode", "decode"):
         assert long[step]["peak_rss_mib"] < short[step]["peak_rss_mib"] + 40, (short, long)
+
+
+def test_video_memory_does_not_grow_with_length(tmp_path: Path) -> None:
+    """Eight times the frames, about the same peak, encoding and decoding (to y4m: the mp4
+    writer's own growth is documented in docs/reliability.md): the codec holds one reference
+    frame, not the video (600 frames of 176x96 RGB alone are 30 MiB)."""
+    peaks = {}
+    for seconds in (3.0, 24.0):
+        name = f"clip-{seconds:g}s"
+        source, coded = tmp_path / f"{name}.mp4", tmp_path / f"{name}.nvc"
+        memory_peaks.write_video_clip(source, seconds, 176, 96)
+        peaks[seconds] = [
+            memory_peaks.peak_rss(["encode", source, coded, "--quality", "1"])[0],
+            memory_peaks.peak_rss(["decode", coded, tmp_path / f"{name}.y4m"])[0],
+        ]
+    for short, long in zip(peaks[3.0], peaks[24.0], strict=True):
+        assert long < short + 40, peaks
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["encode", "--quality", "-1", "a.png", "a.nvc"], "Invalid value for '--quality'"),
+        (["encodee", "a.png"], "No such command 'encodee'"),
+        (["decode", "--bogus", "a.nvc", "a.png"], "No such option: --bogus"),
+        (["train", "image"], "Missing option '--data'"),
+    ],
+)
+def test_command_line_syntax_errors_are_one_line(args: list[str], message: str) -> None:
+    done = subprocess.run([NVCODEC, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert message in done.stderr and "--help'" in done.stderr

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -291,3 +292,18 @@ def detokenize(
 
     detokenize_file(source, output, model_id=model, overwrite=force)
     Console().print(f"{output}: written")
+
+
+def run() -> None:
+    """The `nvcodec` command: the app, with command-line syntax errors (an unknown command or
+    option, a value out of range) as one line and exit code 2, like every other error."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as e:  # click's exceptions, as typer exposes them
+        where = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
+        stderr.print(f"[bold red]error:[/] {escape(e.format_message() + where)}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        stderr.print("[bold red]error:[/] stopped", soft_wrap=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
