@@ -49,6 +49,18 @@ def peak_rss(args: list[str | Path]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, seconds  # Linux reports KiB
 
 
+def encode_and_decode(source: Path, coded: Path, back: Path) -> dict[str, dict[str, float]]:
+    """``nvcodec encode SOURCE CODED`` then ``decode CODED BACK``: peak RSS and time of each."""
+    figures = {}
+    for step, args in (
+        ("encode", ["encode", source, coded, "--force"]),
+        ("decode", ["decode", coded, back, "--force"]),
+    ):
+        mib, wall = peak_rss(args)
+        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
+    return figures
+
+
 def write_speech(path: Path, seconds: float, rate: int = 48000, channels: int = 1) -> None:
     """``seconds`` of real speech at ``rate``, written a few seconds at a time."""
     from nvcodec.io.audio import AudioWriter, read_audio
@@ -66,14 +78,7 @@ def measure_audio(work: Path, seconds: float, channels: int = 1) -> dict[str, di
     """Encode and decode ``seconds`` of 48 kHz speech: peak RSS and time of each."""
     source, coded = work / f"speech-{seconds:g}s.flac", work / f"speech-{seconds:g}s.nvc"
     write_speech(source, seconds, channels=channels)
-    figures = {}
-    for step, args in (
-        ("encode", ["encode", source, coded, "--force"]),
-        ("decode", ["decode", coded, work / f"speech-{seconds:g}s-back.flac", "--force"]),
-    ):
-        mib, wall = peak_rss(args)
-        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
-    return figures
+    return encode_and_decode(source, coded, work / f"speech-{seconds:g}s-back.flac")
 
 
 def measure_image(work: Path, width: int, height: int) -> dict[str, dict[str, float]]:
@@ -83,14 +88,7 @@ def measure_image(work: Path, width: int, height: int) -> dict[str, dict[str, fl
     source, coded = work / f"photo-{width}x{height}.png", work / f"photo-{width}x{height}.nvc"
     with Image.open(SAMPLES / "kodim23.png") as photo:
         photo.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(source)
-    figures = {}
-    for step, args in (
-        ("encode", ["encode", source, coded, "--force"]),
-        ("decode", ["decode", coded, work / f"photo-{width}x{height}-back.png", "--force"]),
-    ):
-        mib, wall = peak_rss(args)
-        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
-    return figures
+    return encode_and_decode(source, coded, work / f"photo-{width}x{height}-back.png")
 
 
 def write_video_clip(path: Path, seconds: float, width: int, height: int) -> None:
@@ -134,14 +132,7 @@ def measure_video(
     name = f"video-{width}x{height}-{seconds:g}s"
     source, coded = work / f"{name}.mp4", work / f"{name}.nvc"
     write_video_clip(source, seconds, width, height)
-    figures = {}
-    for step, args in (
-        ("encode", ["encode", source, coded, "--force"]),
-        ("decode", ["decode", coded, work / f"{name}-back.mp4", "--force"]),
-    ):
-        mib, wall = peak_rss(args)
-        figures[step] = {"peak_rss_mib": round(mib, 1), "seconds": round(wall, 1)}
-    return figures
+    return encode_and_decode(source, coded, work / f"{name}-back.mp4")
 
 
 def main() -> None:

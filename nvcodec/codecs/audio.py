@@ -79,13 +79,10 @@ class AudioCodec:
     """A loaded audio model: tokens, packets and streaming encode/decode at the model rate."""
 
     def __init__(self, stored: StoredModel) -> None:
-        manifest = stored.manifest
-        if manifest.architecture != ARCHITECTURE:
-            raise ModelError(f"model {manifest.model_id!r} is a {manifest.architecture} model")
-        self.manifest = manifest
-        tables = {k: v.numpy() for k, v in stored.tensors.items() if k.startswith("index.")}
-        weights = {k: v.float() for k, v in stored.tensors.items() if not k.startswith("index.")}
-        with weights_fitting(stored):
+        self.manifest = manifest = stored.manifest
+        with weights_fitting(stored, ARCHITECTURE):
+            tables = {k: v.numpy() for k, v in stored.tensors.items() if k.startswith("index.")}
+            weights = {k: v.float() for k, v in stored.tensors.items() if k not in tables}
             self.config = AudioCodecConfig.from_dict(manifest.config)
             self.model = SpectralAudioCodec(self.config)
             self.model.load_state_dict(weights)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nvcodec.container import StreamInfo, StreamKind
-from nvcodec.errors import BitstreamError, ModelError
+from nvcodec.errors import BitstreamError
 from nvcodec.io.image import to_rgb
 from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import StoredModel, load_model, weights_fitting
@@ -71,13 +71,8 @@ class ImageCodec:
     """A loaded image model and the packet format around it."""
 
     def __init__(self, stored: StoredModel) -> None:
-        if stored.manifest.architecture != ARCHITECTURE:
-            raise ModelError(
-                f"model {stored.manifest.model_id!r} is a {stored.manifest.architecture}, "
-                f"not a {ARCHITECTURE}"
-            )
         self.manifest = stored.manifest
-        with weights_fitting(stored):
+        with weights_fitting(stored, ARCHITECTURE):
             self.config = ImageCodecConfig.from_dict(stored.manifest.config)
             self.model = WaveletImageCodec(self.config)
             self.model.load_state_dict(stored.tensors)

@@ -149,13 +149,8 @@ class VideoCodec:
     """A loaded video model (inter model + the image model for key frames)."""
 
     def __init__(self, stored: StoredModel, intra: ImageCodec | None = None) -> None:
-        if stored.manifest.architecture != ARCHITECTURE:
-            raise ModelError(
-                f"model {stored.manifest.model_id!r} is a {stored.manifest.architecture}, "
-                f"not a {ARCHITECTURE}"
-            )
         self.manifest = stored.manifest
-        with weights_fitting(stored):
+        with weights_fitting(stored, ARCHITECTURE):
             self.config = VideoCodecConfig.from_dict(stored.manifest.config)
             self.model = InterFrameCodec(self.config)
             self.model.load_state_dict(stored.tensors)

@@ -187,9 +187,15 @@ def load_model(
 
 
 @contextmanager
-def weights_fitting(stored: StoredModel) -> Iterator[None]:
-    """Building a network from a manifest's config and loading the weights into it: whatever
-    does not fit becomes one ModelError naming the weights file."""
+def weights_fitting(stored: StoredModel, architecture: str) -> Iterator[None]:
+    """Building a network from a manifest's config and loading the weights into it: a model
+    of another architecture is refused first, and whatever does not fit becomes one
+    ModelError naming the weights file."""
+    if stored.manifest.architecture != architecture:
+        raise ModelError(
+            f"model {stored.manifest.model_id!r} is a {stored.manifest.architecture}, "
+            f"not a {architecture}"
+        )
     try:
         yield
     except (TypeError, KeyError, ValueError, RuntimeError, NvcodecError) as e:
