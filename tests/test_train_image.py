@@ -55,6 +55,7 @@ def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
     args += ["--init", "image-wavelet", "--classes", "2", "--gains", "1.5,6"]
     args += ["--lmbdas", "0.002,0.03", "--steps", "1", "--batch", "2"]
+    args += ["--decoder-width", "32", "--decoder-blocks", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
 
@@ -63,6 +64,9 @@ def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples
     assert stored.manifest.recipe["init_model"]["recipe"]["classes"] == 4
     codec = ImageCodec(stored)
     assert codec.config.entropy_classes == 2 and codec.model.qualities == 2
+    # A new, smaller refiner (from zero) behind the shipped encoder and linear decoder.
+    assert (codec.config.decoder_width, codec.config.decoder_blocks) == (32, 1)
+    assert codec.model.refiner.tail.weight.shape[1] == 32
     crop = photo[200:264, 300:380]
     low, high = codec.encode(crop, 0), codec.encode(crop, 1)
     assert len(low) < len(high)

@@ -73,6 +73,17 @@ def train_image(
             help="Distortion weight per level, comma-separated (default: CompressAI's 8)."
         ),
     ] = None,
+    decoder_width: Annotated[
+        int | None,
+        typer.Option(min=8, help="Refiner width (with --init: a new refiner, from zero)."),
+    ] = None,
+    decoder_blocks: Annotated[
+        int | None,
+        typer.Option(min=1, help="Refiner blocks (with --init: a new refiner, from zero)."),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Where the networks train: cpu, or cuda on a GPU machine.")
+    ] = "cpu",
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -91,12 +102,15 @@ def train_image(
         classes=classes,
         gains=gains,
         **({"lmbdas": tuple(float(v) for v in lmbdas.split(","))} if lmbdas else {}),
+        decoder_width=decoder_width,
+        decoder_blocks=decoder_blocks,
+        device=device,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
         model = WaveletImageCodec(ImageCodecConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         start, optimizer_state = state["step"], state["optimizer"]
@@ -105,12 +119,23 @@ def train_image(
         base = stored.manifest
         model = WaveletImageCodec(ImageCodecConfig.from_dict(base.config))
         model.load_state_dict(stored.tensors)
-        if classes != model.config.entropy_classes or gain_values is not None:
-            # New density classes (fit to flat ... busy blocks) and/or new quality levels.
-            model = recipe.reconfigured(model, classes, gain_values)
+        decoder = None
+        if decoder_width is not None or decoder_blocks is not None:
+            decoder = (
+                decoder_width or model.config.decoder_width,
+                decoder_blocks or model.config.decoder_blocks,
+            )
+        if classes != model.config.entropy_classes or gain_values is not None or decoder:
+            # New density classes (fit to flat ... busy blocks), quality levels or refiner.
+            model = recipe.reconfigured(model, classes, gain_values, decoder).to(device)
             recipe.fit_densities(model, sampler, crops=32, steps=150)
     else:
-        model = recipe.new_model(ImageCodecConfig(entropy_classes=classes), sampler, seed)
+        sizes = {"decoder_width": decoder_width, "decoder_blocks": decoder_blocks}
+        config = ImageCodecConfig(
+            entropy_classes=classes, **{k: v for k, v in sizes.items() if v is not None}
+        )
+        model = recipe.new_model(config, sampler, seed)
+    model.to(device)
     validation = recipe.load_validation(val) if val is not None else []
     with _progress_bar() as bar:
         task = bar.add_task("train image", total=steps, completed=start, stats="")

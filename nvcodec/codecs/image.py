@@ -77,12 +77,20 @@ class ImageCodec:
             self.model = WaveletImageCodec(self.config)
             self.model.load_state_dict(stored.tensors)
         self.model.eval()
+        self.device = torch.device("cpu")
 
     @classmethod
     def load(
         cls, model_id: str = DEFAULT_MODEL, expected_sha256: bytes | None = None
     ) -> ImageCodec:
         return cls(load_model(model_id, expected_sha256=expected_sha256))
+
+    def to(self, device: str | torch.device) -> ImageCodec:
+        """Run the networks on ``device`` (e.g. "cuda"); entropy coding stays on the CPU, so
+        the symbols are the same anywhere, while float results may differ in the last bit."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
 
     def stream_info(self, height: int, width: int, channels: int) -> StreamInfo:
         return StreamInfo(
@@ -120,8 +128,8 @@ class ImageCodec:
             pad_h = -rows.shape[0] % block
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
             with one_thread():
-                latent = torch.round(self.model.encode_latent(x, quality))
-            yield latent
+                latent = torch.round(self.model.encode_latent(x.to(self.device), quality))
+            yield latent.cpu()
 
     @torch.inference_mode()
     def encode(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> bytes:
@@ -225,7 +233,7 @@ class ImageCodec:
         for left in range(0, lat_w, TILE_LATENT):
             start = max(left - TILE_HALO, 0)
             image = self.model.decode_latent(
-                window[:, :, :, start : left + TILE_LATENT + TILE_HALO], quality
+                window[:, :, :, start : left + TILE_LATENT + TILE_HALO].to(self.device), quality
             )
             crop_left = (left - start) * block
             w = min(left + TILE_LATENT, lat_w) - left
@@ -233,7 +241,7 @@ class ImageCodec:
                 0, :, halo * block : (halo + rows) * block, crop_left : crop_left + w * block
             ]
             pixels = torch.clamp(torch.round((image + 0.5) * 255.0), 0, 255).to(torch.uint8)
-            out[:, left * block : (left + w) * block] = pixels.permute(1, 2, 0).numpy()
+            out[:, left * block : (left + w) * block] = pixels.permute(1, 2, 0).cpu().numpy()
         return out
 
 

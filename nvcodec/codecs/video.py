@@ -134,9 +134,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / max(mse, 1e-10))
 
 
-def _unit(frame: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
-    return torch.tensor(frame).permute(2, 0, 1)[None].float() / 255.0
+def _unit(frame: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1] on ``device``."""
+    return torch.tensor(frame).to(device).permute(2, 0, 1)[None].float() / 255.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,13 @@ class VideoCodec:
         cls, model_id: str = DEFAULT_MODEL, expected_sha256: bytes | None = None
     ) -> VideoCodec:
         return cls(load_model(model_id, expected_sha256=expected_sha256))
+
+    def to(self, device: str | torch.device) -> VideoCodec:
+        """Run the networks (inter model and key frame model) on ``device``; motion and entropy
+        coding stay on the CPU (see ``ImageCodec.to``)."""
+        self.model.to(device)
+        self.intra.to(device)
+        return self
 
     @property
     def qualities(self) -> int:
@@ -257,10 +264,13 @@ class VideoEncoder:
         )
         prediction = compensate(self.reference, vectors, config.motion_block)
         choice, motion = encode_motion(vectors, 2 * config.motion_search)
+        device = model.log_gains.device
         with one_thread():
             latent = torch.round(
-                model.encode_latent(_unit(padded) - 0.5, _unit(prediction) - 0.5, quality)
-            )
+                model.encode_latent(
+                    _unit(padded, device) - 0.5, _unit(prediction, device) - 0.5, quality
+                )
+            ).cpu()
         coded = model.entropy_models[quality].compress(latent)
         reconstruction = _reconstruct(model, latent, prediction, quality)
         payload = b"".join(
@@ -278,10 +288,11 @@ def _reconstruct(
     model: InterFrameCodec, latent: torch.Tensor, prediction: np.ndarray, quality: int
 ) -> np.ndarray:
     """The decoded frame as uint8, the same on both sides (one thread)."""
+    device = model.log_gains.device
     with one_thread():
-        decoded = model.decode_frame(latent, _unit(prediction) - 0.5, quality)
+        decoded = model.decode_frame(latent.to(device), _unit(prediction, device) - 0.5, quality)
     frame = torch.round((decoded + 0.5).clamp(0, 1) * 255).to(torch.uint8)
-    return frame[0].permute(1, 2, 0).numpy()
+    return frame[0].permute(1, 2, 0).cpu().numpy()
 
 
 class VideoDecoder:

@@ -49,6 +49,9 @@ class TrainSettings:
     classes: int = 1
     gains: str | None = None
     lmbdas: tuple[float, ...] = DEFAULT_LMBDAS
+    decoder_width: int | None = None
+    decoder_blocks: int | None = None
+    device: str = "cpu"
 
 
 def image_paths(directories: Sequence[str | Path], *, allow_kodak: bool = False) -> list[Path]:
@@ -130,7 +133,8 @@ def train(
     """Rate-distortion training on random crops from ``start_step`` (resumable)."""
 
     def step_loss(quality: int, lmbda: float) -> tuple[torch.Tensor, float, float]:
-        return rd_loss(model, sampler.batch(settings.batch), quality, lmbda)
+        batch = sampler.batch(settings.batch).to(settings.device, non_blocking=True)
+        return rd_loss(model, batch, quality, lmbda)
 
     train_levels(
         model,
@@ -155,7 +159,8 @@ def export(
     *,
     overwrite: bool = False,
 ) -> Manifest:
-    """Finalize every level's integer tables and write the model to the store."""
+    """Finalize every level's integer tables (on the CPU) and write the model to the store."""
+    model.cpu()
     return export_levels(model, ARCHITECTURE, directory, model_id, recipe, overwrite=overwrite)
 
 
@@ -164,7 +169,7 @@ def block_classes_by_activity(
 ) -> torch.Tensor:
     """Class map (B, h, w) by the activity quantile of each block: flat blocks class 0."""
     activity = entropy_model.block_sums(latent.abs().mean(dim=1, keepdim=True))[:, 0]
-    quantiles = torch.linspace(0, 1, entropy_model.classes + 1)[1:-1]
+    quantiles = torch.linspace(0, 1, entropy_model.classes + 1, device=latent.device)[1:-1]
     return torch.bucketize(activity, torch.quantile(activity.flatten(), quantiles))
 
 
@@ -182,7 +187,7 @@ def fit_densities(
     blocks; each later round reassigns every block to the class the encoder would pick (fewest
     bits under the finalized tables) and refits on that.
     """
-    x = sampler.batch(crops)
+    x = sampler.batch(crops).to(model.log_gains.device)
     for quality, entropy_model in enumerate(model.entropy_models):
         fit_level_densities(entropy_model, model.encode_latent(x, quality), steps, rounds)
 
@@ -207,19 +212,32 @@ def fit_level_densities(
 
 
 def reconfigured(
-    model: WaveletImageCodec, classes: int, gains: Sequence[float] | None = None
+    model: WaveletImageCodec,
+    classes: int,
+    gains: Sequence[float] | None = None,
+    decoder: tuple[int, int] | None = None,
 ) -> WaveletImageCodec:
-    """A copy of ``model`` with other density classes and/or quality gains, for a density refit.
+    """A copy of ``model`` with other density classes and/or quality gains, for a density refit,
+    and/or another refiner (``decoder`` = (width, blocks)), which then starts from zero.
 
-    The transforms are kept. Each new level starts from the densities of the trained level with
-    the nearest gain, and every class from that level's first class; ``fit_densities`` then
-    fits them to their own latents.
+    The encoder and the linear decoder are kept. Each new level starts from the densities of
+    the trained level with the nearest gain, and every class from that level's first class;
+    ``fit_densities`` then fits them to their own latents.
     """
     gains = tuple(gains) if gains is not None else model.config.gains
     trained = model.log_gains.detach().exp()
     config = replace(model.config, entropy_classes=classes, gains=gains)
+    if decoder is not None:
+        config = replace(config, decoder_width=decoder[0], decoder_blocks=decoder[1])
     grown = WaveletImageCodec(config)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("entropy_models.")}
+    new_refiner = (config.decoder_width, config.decoder_blocks) != (
+        model.config.decoder_width,
+        model.config.decoder_blocks,
+    )
+    dropped = ("entropy_models.", "refiner.") if new_refiner else ("entropy_models.",)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
+    if new_refiner:
+        state.update({k: v for k, v in grown.state_dict().items() if k.startswith("refiner.")})
     state["log_gains"] = torch.log(torch.tensor(gains))
     for level, gain in enumerate(gains):
         source = int(torch.argmin((trained.log() - math.log(gain)).abs()))
@@ -248,9 +266,11 @@ def validate(
     was_training = model.training
     model.eval()
     results = {}
+    device = model.log_gains.device
     for quality in qualities:
         bpps, psnrs = [], []
         for x in images:
+            x = x.to(device)
             x_hat, likelihoods = model(x, quality)
             bpps.append(-torch.log2(likelihoods).sum().item() / (x.shape[2] * x.shape[3]))
             pixels = torch.round((x_hat.clamp(-0.5, 0.5) + 0.5) * 255)
