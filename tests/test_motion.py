@@ -31,6 +31,39 @@ def _reference_compensate(reference: np.ndarray, vectors: np.ndarray, block: int
     return out
 
 
+def _reference_overlapped(reference: np.ndarray, vectors: np.ndarray, block: int) -> np.ndarray:
+    """Pixel by pixel: the four bilinear sums (before rounding) of the pixel's own block's and
+    its nearer neighbours' vectors, weighted by distance to their centres out of 2 block per
+    axis (none past the frame), rounded once."""
+    height, width = reference.shape[:2]
+    blocks_y, blocks_x = vectors.shape[1:]
+    out = np.empty_like(reference)
+    ref = reference.astype(np.int64)
+    for y in range(height):
+        for x in range(width):
+            oy, ox = y % block, x % block
+            ny = y // block + (1 if 2 * oy >= block else -1)
+            nx = x // block + (1 if 2 * ox >= block else -1)
+            wy = abs(2 * oy - (block - 1)) if 0 <= ny < blocks_y else 0
+            wx = abs(2 * ox - (block - 1)) if 0 <= nx < blocks_x else 0
+            total = np.zeros(3, dtype=np.int64)
+            for by, weight_y in ((y // block, 2 * block - wy), (ny, wy)):
+                for bx, weight_x in ((x // block, 2 * block - wx), (nx, wx)):
+                    if not weight_y * weight_x:
+                        continue
+                    vy, vx = (int(v) for v in vectors[:, by, bx])
+                    ys, xs = 2 * y + vy, 2 * x + vx
+                    corners = [
+                        ref[min(max(r, 0), height - 1), min(max(c, 0), width - 1)]
+                        for r in (ys >> 1, (ys >> 1) + (ys & 1))
+                        for c in (xs >> 1, (xs >> 1) + (xs & 1))
+                    ]
+                    total += weight_y * weight_x * sum(corners)
+            shift = 2 + 2 * (2 * block - 1).bit_length()
+            out[y, x] = (total + (1 << (shift - 1))) >> shift
+    return out
+
+
 @pytest.fixture(scope="module")
 def photo(samples_dir: Path) -> np.ndarray:
     return read_image(samples_dir / "kodim23.png")[100:228, 200:392].copy()
@@ -48,6 +81,26 @@ def test_compensation_matches_a_pixel_by_pixel_reference() -> None:
     assert np.array_equal(
         compensate(reference, vectors, 4), _reference_compensate(reference, vectors, 4)
     )
+
+
+def test_overlapped_compensation_matches_a_pixel_by_pixel_reference() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    vectors = rng.integers(-9, 10, (2, 4, 5)).astype(np.int16)
+    assert np.array_equal(
+        compensate(reference, vectors, 4, overlapped=True),
+        _reference_overlapped(reference, vectors, 4),
+    )
+
+
+def test_overlapped_compensation_of_a_uniform_field_is_the_plain_one(photo: np.ndarray) -> None:
+    vectors = np.zeros((2, 8, 12), dtype=np.int16)
+    vectors[0], vectors[1] = 3, -7
+    assert np.array_equal(
+        compensate(photo, vectors, 16, overlapped=True), compensate(photo, vectors, 16)
+    )
+    with pytest.raises(ValueError, match="power-of-two"):
+        compensate(photo[:96, :96], np.zeros((2, 8, 8), dtype=np.int16), 12, overlapped=True)
 
 
 def test_whole_pixel_shift_is_found_and_predicts_exactly(photo: np.ndarray) -> None:

@@ -140,3 +140,20 @@ def test_motion_out_of_range_is_a_bitstream_error() -> None:
         decode_motion(data, choice, (1, 2), 2)  # read with a smaller range: beyond it
     with pytest.raises(BitstreamError):
         decode_motion(data, (9, 0), (1, 2), 4)
+
+
+def test_version_1_inter_frames_decode_with_plain_compensation(
+    codec: VideoCodec, clip: list[np.ndarray]
+) -> None:
+    """Files written before overlapped compensation (packet version 1) still decode: the same
+    motion and latent over the plain block prediction."""
+    encoder = codec.encoder(3, gop=8)
+    key, inter = (encoder.encode(frame).payload for frame in clip[:2])
+    old = bytes([1]) + inter[1:]
+    current, plain = codec.decoder(128, 192), codec.decoder(128, 192)
+    current.decode(key), plain.decode(key)
+    new_frame, old_frame = current.decode(inter), plain.decode(old)
+    assert not np.array_equal(new_frame, old_frame)
+    assert _psnr(old_frame, clip[1]) > 24
+    with pytest.raises(BitstreamError, match="version 3"):
+        plain.decode(bytes([3]) + inter[1:])

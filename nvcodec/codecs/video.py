@@ -5,7 +5,8 @@ previous decoded frame and the inter model, which codes the frame given that pre
 (``models.video_codec``). Frames are padded
 (edge-replicated) to a multiple of the motion block; the stream stores the true size.
 
-Payload: version u8, frame type u8 (0 key, 1 inter), quality u8, then
+Payload: version u8 (2: overlapped motion compensation; 1, plain block compensation, still
+decodes), frame type u8 (0 key, 1 inter), quality u8, then
 - key frame: an image packet payload (``codecs.image``);
 - inter frame: the two motion-table choices u8 u8, the motion bytes' length u32, the motion
   vectors (half pixels; entropy-coded differences from their median neighbour), then the
@@ -38,7 +39,9 @@ CODEC_ID = "nvc-video-wavelet"
 DEFAULT_MODEL = "video-wavelet"
 DEFAULT_QUALITY = 3
 DEFAULT_GOP = 32
-PACKET_VERSION = 1
+PACKET_VERSION = 2
+# Version 1 inter frames were predicted without overlapped block motion compensation.
+PLAIN_MOTION_VERSION = 1
 KEY, INTER = 0, 1
 _FRAME_HEADER = struct.Struct("<BBB")
 _MOTION_HEADER = struct.Struct("<BBI")
@@ -262,7 +265,7 @@ class VideoEncoder:
             config.motion_search,
             config.motion_costs[quality],
         )
-        prediction = compensate(self.reference, vectors, config.motion_block)
+        prediction = compensate(self.reference, vectors, config.motion_block, overlapped=True)
         choice, motion = encode_motion(vectors, 2 * config.motion_search)
         device = model.log_gains.device
         with one_thread():
@@ -317,7 +320,7 @@ class VideoDecoder:
         if len(payload) < _FRAME_HEADER.size:
             raise BitstreamError("video packet is truncated")
         version, kind, quality = _FRAME_HEADER.unpack_from(payload)
-        if version != PACKET_VERSION:
+        if version not in (PLAIN_MOTION_VERSION, PACKET_VERSION):
             raise BitstreamError(f"video packet version {version} is not supported")
         if kind not in (KEY, INTER) or not 0 <= quality < self.codec.qualities:
             raise BitstreamError("video packet header is invalid")
@@ -330,11 +333,11 @@ class VideoDecoder:
                     f"{self.padded_shape[1]}x{self.padded_shape[0]}"
                 )
         else:
-            frame = self._inter(body, quality)
+            frame = self._inter(body, quality, overlapped=version != PLAIN_MOTION_VERSION)
         self.reference = frame
         return frame[: self.height, : self.width]
 
-    def _inter(self, body: bytes, quality: int) -> np.ndarray:
+    def _inter(self, body: bytes, quality: int, *, overlapped: bool) -> np.ndarray:
         if self.reference is None:
             raise BitstreamError("inter frame without a reference frame (no key frame before it)")
         config, model = self.codec.config, self.codec.model
@@ -349,7 +352,7 @@ class VideoDecoder:
         vectors = decode_motion(
             body[start : start + length], (choice_y, choice_x), shape, 2 * config.motion_search
         )
-        prediction = compensate(self.reference, vectors, block)
+        prediction = compensate(self.reference, vectors, block, overlapped=overlapped)
         latent_shape = (
             1,
             config.latent_channels,

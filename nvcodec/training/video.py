@@ -170,7 +170,9 @@ def predictions(
     motion = (config.motion_block, config.motion_search, config.motion_costs[quality])
     return np.stack(
         [
-            compensate(ref, estimate_motion(cur, ref, *motion), config.motion_block)
+            compensate(
+                ref, estimate_motion(cur, ref, *motion), config.motion_block, overlapped=True
+            )
             for ref, cur in zip(references, current, strict=True)
         ]
     )

@@ -2,9 +2,11 @@
 
 A frame is cut into ``block`` x ``block`` squares; each gets one motion vector (dy, dx) in
 half pixels into the previous decoded frame. Compensation reads the edge-extended reference
-with H.264-style rounded bilinear averages in integer arithmetic, so encoder and decoder build
-the same prediction from the same reference on any machine. Estimation only decides which
-vectors to send; any rule decodes.
+with H.264-style bilinear averages in integer arithmetic, so encoder and decoder build the
+same prediction from the same reference on any machine. Overlapped compensation (OBMC, as in
+H.263's advanced prediction mode) blends each pixel's prediction with those its neighbouring
+blocks' vectors give, weighted by distance, which removes the block edges from the prediction.
+Estimation only decides which vectors to send; any rule decodes.
 """
 
 from __future__ import annotations
@@ -187,12 +189,68 @@ def _corners(
     )
 
 
-def compensate(reference: np.ndarray, vectors: np.ndarray, block: int = 16) -> np.ndarray:
+def _half_pixel_sums(reference: np.ndarray) -> np.ndarray:
+    """(2H - 1, 2W - 1, C) uint16: at half-pixel spot (Y, X) the sum a + b + c + d of the four
+    pixels around it (a whole pixel counts four times, a half one its two neighbours twice).
+    A spot past the edge reads the nearest one: the same as clamping each pixel (edge
+    extension), as the rows and columns of a spot clamp independently."""
+    r = reference.astype(np.uint16)
+    sums = np.empty((2 * r.shape[0] - 1, 2 * r.shape[1] - 1, r.shape[2]), dtype=np.uint16)
+    sums[0::2, 0::2] = 4 * r
+    sums[1::2, 0::2] = 2 * (r[:-1] + r[1:])
+    sums[0::2, 1::2] = 2 * (r[:, :-1] + r[:, 1:])
+    sums[1::2, 1::2] = r[:-1, :-1] + r[1:, :-1] + r[:-1, 1:] + r[1:, 1:]
+    return sums
+
+
+def _overlap_weights(length: int, block: int, blocks: int) -> tuple[np.ndarray, ...]:
+    """Along one axis: each pixel's own block, the nearer neighbouring block, and their
+    integer weights out of 2 ``block``: the neighbour gets |2 o - (block - 1)| for a pixel at
+    offset o in its block (1 at the centre, block - 1 at the edge), none past the frame."""
+    index = np.arange(length)
+    own, offset = index // block, index % block
+    neighbour = np.clip(np.where(2 * offset < block, own - 1, own + 1), 0, blocks - 1)
+    weight = np.where(neighbour == own, 0, np.abs(2 * offset - (block - 1)))
+    return own, neighbour, 2 * block - weight, weight
+
+
+def compensate(
+    reference: np.ndarray, vectors: np.ndarray, block: int = 16, *, overlapped: bool = False
+) -> np.ndarray:
     """The prediction (H, W, 3) uint8: every block read from ``reference`` displaced by its
     vector (half pixels), past the edges as the nearest edge pixel. Half-pixel positions are
     the rounded mean of their 2 or 4 neighbours: (a + b + c + d + 2) >> 2 covers every case
-    (a whole-pixel sample counts its one neighbour four times)."""
-    y0, y1, x0, x1 = _corners(reference.shape, vectors, block)
-    ref = reference.astype(np.uint16)
-    total = ref[y0, x0] + ref[y0, x1] + ref[y1, x0] + ref[y1, x1] + 2
-    return (total >> 2).astype(np.uint8)
+    (a whole-pixel sample counts its one neighbour four times).
+
+    ``overlapped``: each pixel blends the predictions of its block's vector and of the vectors
+    of the nearer horizontal, vertical and diagonal neighbours, with separable integer weights
+    (``_overlap_weights``) and one rounding at the end; a uniform field predicts as without.
+    """
+    height, width = reference.shape[:2]
+    if overlapped and block & (block - 1):
+        raise ValueError(f"overlapped compensation needs a power-of-two block, not {block}")
+    sums = _half_pixel_sums(reference)
+    flat = sums.reshape(-1, sums.shape[2])
+    ys = 2 * np.arange(height, dtype=np.int32)[:, None]
+    xs = 2 * np.arange(width, dtype=np.int32)[None, :]
+    field = vectors.astype(np.int32)
+
+    def predicted(row_block: np.ndarray, col_block: np.ndarray) -> np.ndarray:
+        """The sums a + b + c + d at each pixel's spot under the given blocks' vectors."""
+        y = np.clip(ys + field[0][row_block[:, None], col_block[None, :]], 0, 2 * height - 2)
+        x = np.clip(xs + field[1][row_block[:, None], col_block[None, :]], 0, 2 * width - 2)
+        return flat[y * sums.shape[1] + x]
+
+    if not overlapped:
+        own_rows, own_cols = np.arange(height) // block, np.arange(width) // block
+        return ((predicted(own_rows, own_cols) + 2) >> 2).astype(np.uint8)
+    rows = _overlap_weights(height, block, vectors.shape[1])
+    cols = _overlap_weights(width, block, vectors.shape[2])
+    total = np.zeros(reference.shape, dtype=np.int32)
+    for row_block, row_weight in ((rows[0], rows[2]), (rows[1], rows[3])):
+        for col_block, col_weight in ((cols[0], cols[2]), (cols[1], cols[3])):
+            weight = (row_weight[:, None] * col_weight[None, :]).astype(np.int32)
+            total += predicted(row_block, col_block) * weight[..., None]
+    # Weights sum to (2 block)^2 per pixel, times 4 for the bilinear sum.
+    shift = 2 + 2 * (2 * block - 1).bit_length()
+    return ((total + (1 << (shift - 1))) >> shift).astype(np.uint8)
