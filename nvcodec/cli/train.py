@@ -204,7 +204,7 @@ def train_audio(
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
         model = SpectralAudioCodec(AudioCodecConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         start, optimizer_state = state["step"], state["optimizer"]
@@ -312,7 +312,7 @@ def train_video(
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
         model = InterFrameCodec(VideoCodecConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         start, optimizer_state = state["step"], state["optimizer"]
