@@ -119,6 +119,8 @@ def _follow_neighbours(
     instead of costing bits for noise."""
     out = vectors.astype(np.int64)
     rows, cols = out.shape[1:]
+    plane = _half_pixel_plane(ref)
+    sad_own = _block_sads(cur, _predict(plane, vectors, block), block)
     zero = np.zeros(2, dtype=np.int64)
     for r in range(rows):
         for c in range(cols):
@@ -126,26 +128,61 @@ def _follow_neighbours(
             top = out[:, r - 1, c] if r else zero
             top_right = out[:, r - 1, c + 1] if r and c + 1 < cols else zero
             predicted = median_prediction(left, top, top_right)
-            own = out[:, r, c]
-            steps = int(np.abs(own - predicted).sum())
+            steps = int(np.abs(out[:, r, c] - predicted).sum())
             if steps == 0:
                 continue
             region = (slice(r * block, (r + 1) * block), slice(c * block, (c + 1) * block))
-            target = cur[region]
-            sad_own = np.abs(target - _predict_block(ref, r, c, own, block)).sum()
-            sad_predicted = np.abs(target - _predict_block(ref, r, c, predicted, block)).sum()
-            if sad_predicted <= sad_own + sad_per_step * steps:
+            predicted_block = _predict_block(plane, r, c, predicted, block)
+            sad_predicted = np.abs(cur[region] - predicted_block).sum()
+            if sad_predicted <= sad_own[r, c] + sad_per_step * steps:
                 out[:, r, c] = predicted
     return out
 
 
+def _half_pixel_plane(ref: np.ndarray) -> np.ndarray:
+    """(2H - 1, 2W - 1) float32 bilinear values of a float plane at every half-pixel spot, so
+    a prediction is one read per pixel (a slice inside the frame)."""
+    plane = np.empty((2 * ref.shape[0] - 1, 2 * ref.shape[1] - 1), dtype=np.float32)
+    plane[0::2, 0::2] = ref
+    plane[1::2, 0::2] = (ref[:-1] + ref[1:]) * 0.5
+    plane[0::2, 1::2] = (ref[:, :-1] + ref[:, 1:]) * 0.5
+    plane[1::2, 1::2] = (ref[:-1, :-1] + ref[1:, :-1] + ref[:-1, 1:] + ref[1:, 1:]) * 0.25
+    return plane
+
+
+def _spots(start: int, block: int, shift: int, limit: int) -> slice | np.ndarray:
+    """Half-pixel coordinates 2 (start + i) + shift of a block's pixels, clamped to
+    [0, limit]: a slice when none needs clamping."""
+    first, last = 2 * start + shift, 2 * (start + block - 1) + shift
+    if first >= 0 and last <= limit:
+        return slice(first, last + 1, 2)
+    return np.clip(np.arange(first, last + 1, 2), 0, limit)
+
+
 def _predict_block(
-    ref: np.ndarray, row: int, col: int, vector: np.ndarray, block: int
+    plane: np.ndarray, row: int, col: int, vector: np.ndarray, block: int
 ) -> np.ndarray:
-    """Bilinear half-pixel prediction of one block of a float plane."""
-    field = np.broadcast_to(vector.reshape(2, 1, 1), (2, 1, 1))
-    y0, y1, x0, x1 = _corners(ref.shape, field, block, origin=(row * block, col * block))
-    return (ref[y0, x0] + ref[y0, x1] + ref[y1, x0] + ref[y1, x1]) * 0.25
+    """Bilinear half-pixel prediction of one block from ``_half_pixel_plane``."""
+    ys = _spots(row * block, block, int(vector[0]), plane.shape[0] - 1)
+    xs = _spots(col * block, block, int(vector[1]), plane.shape[1] - 1)
+    if isinstance(ys, slice) and isinstance(xs, slice):
+        return plane[ys, xs]
+    return plane[np.ix_(np.arange(plane.shape[0])[ys], np.arange(plane.shape[1])[xs])]
+
+
+def _predict(plane: np.ndarray, vectors: np.ndarray, block: int) -> np.ndarray:
+    """Bilinear half-pixel prediction of a whole plane from ``_half_pixel_plane``."""
+    vy = np.repeat(np.repeat(vectors[0].astype(np.int64), block, 0), block, 1)
+    vx = np.repeat(np.repeat(vectors[1].astype(np.int64), block, 0), block, 1)
+    ys = np.clip(2 * np.arange(vy.shape[0]).reshape(-1, 1) + vy, 0, plane.shape[0] - 1)
+    xs = np.clip(2 * np.arange(vy.shape[1]).reshape(1, -1) + vx, 0, plane.shape[1] - 1)
+    return plane[ys, xs]
+
+
+def _block_sads(cur: np.ndarray, predicted: np.ndarray, block: int) -> np.ndarray:
+    """Per-block sums of |cur - predicted|."""
+    difference = torch.from_numpy(np.abs(cur - predicted))[None, None]
+    return F.avg_pool2d(difference, block)[0, 0].numpy() * block * block
 
 
 def _refine_half_pixel(
@@ -153,40 +190,17 @@ def _refine_half_pixel(
 ) -> np.ndarray:
     """Each block's best of its vector and the 8 half-pixel steps around it, by the luma SAD
     of the bilinear prediction (the decoder's, up to its final rounding)."""
+    plane = _half_pixel_plane(ref)
     best = vectors.copy()
     best_cost = np.full(vectors.shape[1:], np.inf)
     for dy, dx in _shifts(1):
         candidate = np.clip(vectors + np.array([dy, dx]).reshape(2, 1, 1), -2 * search, 2 * search)
-        y0, y1, x0, x1 = _corners(ref.shape, candidate, block)
-        predicted = (ref[y0, x0] + ref[y0, x1] + ref[y1, x0] + ref[y1, x1]) * 0.25
-        difference = torch.from_numpy(np.abs(cur - predicted))[None, None]
-        cost = F.avg_pool2d(difference, block)[0, 0].numpy() * block * block
+        cost = _block_sads(cur, _predict(plane, candidate, block), block)
         cost = cost + 2.0 * (abs(dy) + abs(dx))
         better = cost < best_cost
         best_cost = np.where(better, cost, best_cost)
         best = np.where(better[None], candidate, best)
     return best
-
-
-def _corners(
-    shape: tuple[int, ...], vectors: np.ndarray, block: int, origin: tuple[int, int] = (0, 0)
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows y0, y1 and columns x0, x1 of the (up to) four reference pixels each predicted
-    pixel averages, for half-pixel ``vectors`` of the blocks from ``origin`` on (the whole
-    frame by default); clipped to the frame (edge extension)."""
-    height, width = shape[:2]
-    vy = np.repeat(np.repeat(vectors[0].astype(np.int64), block, 0), block, 1)
-    vx = np.repeat(np.repeat(vectors[1].astype(np.int64), block, 0), block, 1)
-    ys = 2 * (origin[0] + np.arange(vy.shape[0])).reshape(-1, 1) + vy
-    xs = 2 * (origin[1] + np.arange(vy.shape[1])).reshape(1, -1) + vx
-    y0, x0 = ys >> 1, xs >> 1
-    y1, x1 = y0 + (ys & 1), x0 + (xs & 1)
-    return (
-        np.clip(y0, 0, height - 1),
-        np.clip(y1, 0, height - 1),
-        np.clip(x0, 0, width - 1),
-        np.clip(x1, 0, width - 1),
-    )
 
 
 def _half_pixel_sums(reference: np.ndarray) -> np.ndarray:
