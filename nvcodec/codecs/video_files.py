@@ -57,6 +57,7 @@ from nvcodec.io.video import (
     write_video,
 )
 from nvcodec.utils.files import check_target
+from nvcodec.utils.memory import release_free_memory
 
 Progress = Callable[[int, int | None], None]  # (frames done, frames in all when known)
 # Decoding to .mkv writes H.264 (as .mp4) unless the output is to be lossless (FFV1).
@@ -201,6 +202,7 @@ def _video_packets(
             progress(number, reader.info.frames)
     for frame in frames:
         coded = _encoded(source, encoder, frame)
+        release_free_memory()  # a frame's temporaries, before the next frame's
         yield Packet(0, number, 1, coded.keyframe, coded.payload)
         number += 1
         if progress is not None:
@@ -426,6 +428,7 @@ class VideoStreamDecoder:
             else:
                 try:
                     last = self.decoder.decode(packet.payload)
+                    release_free_memory()
                     decoded_any, broken = True, False
                 except BitstreamError as e:
                     self.damage(FormatError(self.source, packet.offset, f"video packet: {e}"))
