@@ -135,6 +135,11 @@ def train_image(
             entropy_classes=classes, **{k: v for k, v in sizes.items() if v is not None}
         )
         model = recipe.new_model(config, sampler, seed)
+    if device.startswith("cuda"):
+        # Full float32 on the GPU: TF32 products (10-bit mantissas) are torch's default for
+        # convolutions and a suspect in the first GPU runs' losses (weights/README.md).
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     model.to(device)
     validation = recipe.load_validation(val) if val is not None else []
     with _progress_bar() as bar:
