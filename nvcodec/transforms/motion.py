@@ -119,7 +119,7 @@ def _follow_neighbours(
     instead of costing bits for noise."""
     out = vectors.astype(np.int64)
     rows, cols = out.shape[1:]
-    plane = _half_pixel_plane(ref)
+    plane = _half_pixel_sums(ref) * 0.25
     sad_own = _block_sads(cur, _predict(plane, vectors, block), block)
     zero = np.zeros(2, dtype=np.int64)
     for r in range(rows):
@@ -139,17 +139,6 @@ def _follow_neighbours(
     return out
 
 
-def _half_pixel_plane(ref: np.ndarray) -> np.ndarray:
-    """(2H - 1, 2W - 1) float32 bilinear values of a float plane at every half-pixel spot, so
-    a prediction is one read per pixel (a slice inside the frame)."""
-    plane = np.empty((2 * ref.shape[0] - 1, 2 * ref.shape[1] - 1), dtype=np.float32)
-    plane[0::2, 0::2] = ref
-    plane[1::2, 0::2] = (ref[:-1] + ref[1:]) * 0.5
-    plane[0::2, 1::2] = (ref[:, :-1] + ref[:, 1:]) * 0.5
-    plane[1::2, 1::2] = (ref[:-1, :-1] + ref[1:, :-1] + ref[:-1, 1:] + ref[1:, 1:]) * 0.25
-    return plane
-
-
 def _spots(start: int, block: int, shift: int, limit: int) -> slice | np.ndarray:
     """Half-pixel coordinates 2 (start + i) + shift of a block's pixels, clamped to
     [0, limit]: a slice when none needs clamping."""
@@ -162,7 +151,7 @@ def _spots(start: int, block: int, shift: int, limit: int) -> slice | np.ndarray
 def _predict_block(
     plane: np.ndarray, row: int, col: int, vector: np.ndarray, block: int
 ) -> np.ndarray:
-    """Bilinear half-pixel prediction of one block from ``_half_pixel_plane``."""
+    """Bilinear half-pixel prediction of one block from a plane of half-pixel values."""
     ys = _spots(row * block, block, int(vector[0]), plane.shape[0] - 1)
     xs = _spots(col * block, block, int(vector[1]), plane.shape[1] - 1)
     if isinstance(ys, slice) and isinstance(xs, slice):
@@ -171,12 +160,10 @@ def _predict_block(
 
 
 def _predict(plane: np.ndarray, vectors: np.ndarray, block: int) -> np.ndarray:
-    """Bilinear half-pixel prediction of a whole plane from ``_half_pixel_plane``."""
-    vy = np.repeat(np.repeat(vectors[0].astype(np.int64), block, 0), block, 1)
-    vx = np.repeat(np.repeat(vectors[1].astype(np.int64), block, 0), block, 1)
-    ys = np.clip(2 * np.arange(vy.shape[0]).reshape(-1, 1) + vy, 0, plane.shape[0] - 1)
-    xs = np.clip(2 * np.arange(vy.shape[1]).reshape(1, -1) + vx, 0, plane.shape[1] - 1)
-    return plane[ys, xs]
+    """Bilinear half-pixel prediction of a whole plane from a plane of half-pixel values."""
+    rows = np.arange((plane.shape[0] + 1) // 2) // block
+    cols = np.arange((plane.shape[1] + 1) // 2) // block
+    return _read_spots(plane, vectors, rows, cols)
 
 
 def _block_sads(cur: np.ndarray, predicted: np.ndarray, block: int) -> np.ndarray:
@@ -190,7 +177,7 @@ def _refine_half_pixel(
 ) -> np.ndarray:
     """Each block's best of its vector and the 8 half-pixel steps around it, by the luma SAD
     of the bilinear prediction (the decoder's, up to its final rounding)."""
-    plane = _half_pixel_plane(ref)
+    plane = _half_pixel_sums(ref) * 0.25
     best = vectors.copy()
     best_cost = np.full(vectors.shape[1:], np.inf)
     for dy, dx in _shifts(1):
@@ -203,18 +190,31 @@ def _refine_half_pixel(
     return best
 
 
-def _half_pixel_sums(reference: np.ndarray) -> np.ndarray:
-    """(2H - 1, 2W - 1, C) uint16: at half-pixel spot (Y, X) the sum a + b + c + d of the four
-    pixels around it (a whole pixel counts four times, a half one its two neighbours twice).
-    A spot past the edge reads the nearest one: the same as clamping each pixel (edge
-    extension), as the rows and columns of a spot clamp independently."""
-    r = reference.astype(np.uint16)
-    sums = np.empty((2 * r.shape[0] - 1, 2 * r.shape[1] - 1, r.shape[2]), dtype=np.uint16)
-    sums[0::2, 0::2] = 4 * r
-    sums[1::2, 0::2] = 2 * (r[:-1] + r[1:])
-    sums[0::2, 1::2] = 2 * (r[:, :-1] + r[:, 1:])
-    sums[1::2, 1::2] = r[:-1, :-1] + r[1:, :-1] + r[:-1, 1:] + r[1:, 1:]
+def _half_pixel_sums(frame: np.ndarray) -> np.ndarray:
+    """(2H - 1, 2W - 1, ...) in ``frame``'s dtype: at half-pixel spot (Y, X) the sum
+    a + b + c + d of the four pixels around it (a whole pixel counts four times, a half one
+    its two neighbours twice); times 0.25, the bilinear value. A spot past the edge reads the
+    nearest one: the same as clamping each pixel (edge extension), as the rows and columns of
+    a spot clamp independently."""
+    h, w = frame.shape[:2]
+    sums = np.empty((2 * h - 1, 2 * w - 1, *frame.shape[2:]), dtype=frame.dtype)
+    sums[0::2, 0::2] = 4 * frame
+    sums[1::2, 0::2] = 2 * (frame[:-1] + frame[1:])
+    sums[0::2, 1::2] = 2 * (frame[:, :-1] + frame[:, 1:])
+    sums[1::2, 1::2] = frame[:-1, :-1] + frame[1:, :-1] + frame[:-1, 1:] + frame[1:, 1:]
     return sums
+
+
+def _read_spots(
+    sums: np.ndarray, vectors: np.ndarray, row_block: np.ndarray, col_block: np.ndarray
+) -> np.ndarray:
+    """``sums`` (``_half_pixel_sums``) at every pixel's spot, 2 (y, x) moved by the vector of
+    block (``row_block[y]``, ``col_block[x]``), clamped to the plane: one read per pixel."""
+    y = 2 * np.arange(len(row_block), dtype=np.int32)[:, None]
+    x = 2 * np.arange(len(col_block), dtype=np.int32)[None, :]
+    y = np.clip(y + vectors[0][row_block[:, None], col_block[None, :]], 0, sums.shape[0] - 1)
+    x = np.clip(x + vectors[1][row_block[:, None], col_block[None, :]], 0, sums.shape[1] - 1)
+    return sums.reshape(-1, *sums.shape[2:])[y * sums.shape[1] + x]
 
 
 def _overlap_weights(length: int, block: int, blocks: int) -> tuple[np.ndarray, ...]:
@@ -243,28 +243,18 @@ def compensate(
     height, width = reference.shape[:2]
     if overlapped and block & (block - 1):
         raise ValueError(f"overlapped compensation needs a power-of-two block, not {block}")
-    sums = _half_pixel_sums(reference)
-    flat = sums.reshape(-1, sums.shape[2])
-    ys = 2 * np.arange(height, dtype=np.int32)[:, None]
-    xs = 2 * np.arange(width, dtype=np.int32)[None, :]
+    sums = _half_pixel_sums(reference.astype(np.uint16))
     field = vectors.astype(np.int32)
-
-    def predicted(row_block: np.ndarray, col_block: np.ndarray) -> np.ndarray:
-        """The sums a + b + c + d at each pixel's spot under the given blocks' vectors."""
-        y = np.clip(ys + field[0][row_block[:, None], col_block[None, :]], 0, 2 * height - 2)
-        x = np.clip(xs + field[1][row_block[:, None], col_block[None, :]], 0, 2 * width - 2)
-        return flat[y * sums.shape[1] + x]
-
     if not overlapped:
         own_rows, own_cols = np.arange(height) // block, np.arange(width) // block
-        return ((predicted(own_rows, own_cols) + 2) >> 2).astype(np.uint8)
+        return ((_read_spots(sums, field, own_rows, own_cols) + 2) >> 2).astype(np.uint8)
     rows = _overlap_weights(height, block, vectors.shape[1])
     cols = _overlap_weights(width, block, vectors.shape[2])
     total = np.zeros(reference.shape, dtype=np.int32)
     for row_block, row_weight in ((rows[0], rows[2]), (rows[1], rows[3])):
         for col_block, col_weight in ((cols[0], cols[2]), (cols[1], cols[3])):
             weight = (row_weight[:, None] * col_weight[None, :]).astype(np.int32)
-            total += predicted(row_block, col_block) * weight[..., None]
+            total += _read_spots(sums, field, row_block, col_block) * weight[..., None]
     # Weights sum to (2 block)^2 per pixel, times 4 for the bilinear sum.
     shift = 2 + 2 * (2 * block - 1).bit_length()
     return ((total + (1 << (shift - 1))) >> shift).astype(np.uint8)
