@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from nvcodec.cli.errors import user_errors
 from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest
-from nvcodec.training.common import recipe_of
+from nvcodec.training.common import load_checkpoint, recipe_of
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -107,33 +107,28 @@ def train_image(
         device=device,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
+    refiner = {
+        name: value
+        for name, value in (("decoder_width", decoder_width), ("decoder_blocks", decoder_blocks))
+        if value is not None
+    }
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
-        model = WaveletImageCodec(ImageCodecConfig.from_dict(state["config"]))
-        model.load_state_dict(state["model"])
-        start, optimizer_state = state["step"], state["optimizer"]
+        model, start, optimizer_state = load_checkpoint(
+            checkpoint, lambda config: WaveletImageCodec(ImageCodecConfig.from_dict(config))
+        )
     elif init is not None:
         stored = load_model(init)
         base = stored.manifest
         model = WaveletImageCodec(ImageCodecConfig.from_dict(base.config))
         model.load_state_dict(stored.tensors)
-        decoder = None
-        if decoder_width is not None or decoder_blocks is not None:
-            decoder = (
-                decoder_width or model.config.decoder_width,
-                decoder_blocks or model.config.decoder_blocks,
-            )
-        if classes != model.config.entropy_classes or gain_values is not None or decoder:
+        if classes != model.config.entropy_classes or gain_values is not None or refiner:
             # New density classes (fit to flat ... busy blocks), quality levels or refiner.
-            model = recipe.reconfigured(model, classes, gain_values, decoder).to(device)
+            model = recipe.reconfigured(model, classes, gain_values, refiner).to(device)
             recipe.fit_densities(model, sampler, crops=32, steps=150)
     else:
-        sizes = {"decoder_width": decoder_width, "decoder_blocks": decoder_blocks}
-        config = ImageCodecConfig(
-            entropy_classes=classes, **{k: v for k, v in sizes.items() if v is not None}
-        )
+        config = ImageCodecConfig(entropy_classes=classes, **refiner)
         model = recipe.new_model(config, sampler, seed)
     if device.startswith("cuda"):
         # Full float32 on the GPU: TF32 products (10-bit mantissas) are torch's default for
@@ -209,10 +204,9 @@ def train_audio(
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
-        model = SpectralAudioCodec(AudioCodecConfig.from_dict(state["config"]))
-        model.load_state_dict(state["model"])
-        start, optimizer_state = state["step"], state["optimizer"]
+        model, start, optimizer_state = load_checkpoint(
+            checkpoint, lambda config: SpectralAudioCodec(AudioCodecConfig.from_dict(config))
+        )
     elif init is not None:
         from nvcodec.codecs.audio import AudioCodec
 
@@ -317,10 +311,9 @@ def train_video(
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
-        model = InterFrameCodec(VideoCodecConfig.from_dict(state["config"]))
-        model.load_state_dict(state["model"])
-        start, optimizer_state = state["step"], state["optimizer"]
+        model, start, optimizer_state = load_checkpoint(
+            checkpoint, lambda config: InterFrameCodec(VideoCodecConfig.from_dict(config))
+        )
     elif init is not None:
         stored = load_model(init)
         base = stored.manifest

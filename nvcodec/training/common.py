@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from nvcodec.utils.files import atomic_output
+
+Model = TypeVar("Model", bound=nn.Module)
 
 
 def save_checkpoint(path: Path, model: nn.Module, step: int, optimizer: Any) -> None:
@@ -27,6 +30,17 @@ def save_checkpoint(path: Path, model: nn.Module, step: int, optimizer: Any) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, overwrite=True) as f:
         torch.save(state, f)
+
+
+def load_checkpoint(
+    path: Path, build: Callable[[dict[str, Any]], Model]
+) -> tuple[Model, int, dict[str, Any]]:
+    """(model, step, optimizer state) from ``save_checkpoint``'s file; ``build`` makes the
+    network from its config dict. Tensors land on the CPU whatever device wrote them."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    model = build(state["config"])
+    model.load_state_dict(state["model"])
+    return model, state["step"], state["optimizer"]
 
 
 def recipe_of(settings: Any, seconds: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -159,8 +159,7 @@ def export(
     *,
     overwrite: bool = False,
 ) -> Manifest:
-    """Finalize every level's integer tables (on the CPU) and write the model to the store."""
-    model.cpu()
+    """Finalize every level's integer tables and write the model to the store."""
     return export_levels(model, ARCHITECTURE, directory, model_id, recipe, overwrite=overwrite)
 
 
@@ -215,10 +214,11 @@ def reconfigured(
     model: WaveletImageCodec,
     classes: int,
     gains: Sequence[float] | None = None,
-    decoder: tuple[int, int] | None = None,
+    refiner: Mapping[str, int] | None = None,
 ) -> WaveletImageCodec:
     """A copy of ``model`` with other density classes and/or quality gains, for a density refit,
-    and/or another refiner (``decoder`` = (width, blocks)), which then starts from zero.
+    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``), which then
+    starts from zero.
 
     The encoder and the linear decoder are kept. Each new level starts from the densities of
     the trained level with the nearest gain, and every class from that level's first class;
@@ -226,9 +226,7 @@ def reconfigured(
     """
     gains = tuple(gains) if gains is not None else model.config.gains
     trained = model.log_gains.detach().exp()
-    config = replace(model.config, entropy_classes=classes, gains=gains)
-    if decoder is not None:
-        config = replace(config, decoder_width=decoder[0], decoder_blocks=decoder[1])
+    config = replace(model.config, entropy_classes=classes, gains=gains, **(refiner or {}))
     grown = WaveletImageCodec(config)
     new_refiner = (config.decoder_width, config.decoder_blocks) != (
         model.config.decoder_width,

@@ -83,7 +83,9 @@ def export_levels(
     *,
     overwrite: bool = False,
 ) -> Manifest:
-    """Finalize every level's integer tables and write the model to the store."""
+    """Finalize every level's integer tables (on the CPU, wherever the model trained) and write
+    the model to the store."""
+    model.cpu()
     for entropy_model in model.entropy_models:
         entropy_model.finalize()
     return save_model(
