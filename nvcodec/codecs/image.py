@@ -77,7 +77,6 @@ class ImageCodec:
             self.model = WaveletImageCodec(self.config)
             self.model.load_state_dict(stored.tensors)
         self.model.eval()
-        self.device = torch.device("cpu")
 
     @classmethod
     def load(
@@ -88,9 +87,13 @@ class ImageCodec:
     def to(self, device: str | torch.device) -> ImageCodec:
         """Run the networks on ``device`` (e.g. "cuda"); entropy coding stays on the CPU, so
         the symbols are the same anywhere, while float results may differ in the last bit."""
-        self.device = torch.device(device)
-        self.model.to(self.device)
+        self.model.to(device)
         return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks run (see ``to``)."""
+        return self.model.log_gains.device
 
     def stream_info(self, height: int, width: int, channels: int) -> StreamInfo:
         return StreamInfo(
