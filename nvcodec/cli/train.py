@@ -28,6 +28,17 @@ def _progress_bar() -> Progress:
     )
 
 
+_DEVICE_OPTION = typer.Option(help="Where the networks train: cpu, or cuda on a GPU machine.")
+
+
+def _full_float32(device: str) -> None:
+    """Full float32 on the GPU: TF32 products (10-bit mantissas) are torch's default for
+    convolutions and a suspect in the first GPU image runs' losses (weights/README.md)."""
+    if device.startswith("cuda"):
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def _recipe(settings: Any, began: float, base: Manifest | None) -> dict[str, Any]:
     """The manifest's recipe; a model made from another carries that model's recipe, so the
     chain stays reproducible."""
@@ -81,9 +92,7 @@ def train_image(
         int | None,
         typer.Option(min=1, help="Refiner blocks (with --init: a new refiner, from zero)."),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="Where the networks train: cpu, or cuda on a GPU machine.")
-    ] = "cpu",
+    device: Annotated[str, _DEVICE_OPTION] = "cpu",
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -130,11 +139,7 @@ def train_image(
     else:
         config = ImageCodecConfig(entropy_classes=classes, **refiner)
         model = recipe.new_model(config, sampler, seed)
-    if device.startswith("cuda"):
-        # Full float32 on the GPU: TF32 products (10-bit mantissas) are torch's default for
-        # convolutions and a suspect in the first GPU runs' losses (weights/README.md).
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    _full_float32(device)
     model.to(device)
     validation = recipe.load_validation(val) if val is not None else []
     with _progress_bar() as bar:
@@ -186,6 +191,7 @@ def train_audio(
         Path | None, typer.Option(help="Folder of held-out audio (first 4 files are used).")
     ] = None,
     val_every: Annotated[int, typer.Option(min=1)] = 500,
+    device: Annotated[str, _DEVICE_OPTION] = "cpu",
 ) -> None:
     """Train the RVQ audio codec: spectral + mel losses, quantizer dropout, index tables."""
     from nvcodec.models.audio_codec import AudioCodecConfig, SpectralAudioCodec
@@ -200,6 +206,7 @@ def train_audio(
         lr=lr,
         seed=seed,
         init=init,
+        device=device,
     )
     checkpoint = out / "checkpoint.pt"
     start, optimizer_state, base = 0, None, None
@@ -220,6 +227,8 @@ def train_audio(
     hop = model.config.hop
     sampler = recipe.SegmentSampler(clips, max(1, round(seconds * rate / hop)) * hop, seed + start)
     validation = recipe.load_clips(recipe.audio_paths([val])[:4], rate) if val else []
+    _full_float32(device)
+    model.to(device)
     with _progress_bar() as bar:
         task = bar.add_task("train audio", total=steps, completed=start, stats="")
 
@@ -240,6 +249,7 @@ def train_audio(
             optimizer_state=optimizer_state,
             progress=report,
         )
+    model.to("cpu")  # the index tables are counted where files are encoded
     index_coder = recipe.fit_index_coder(model, clips)
     made = _recipe(settings, began, base)
     manifest = recipe.export(model, index_coder, out, model_id, made, overwrite=True)

@@ -93,11 +93,12 @@ class ResidualVectorQuantizer(nn.Module):
         """Move every code with ``usage == 0`` (stages, size) onto a random recent projection."""
         restarted = 0
         for stage, counts, samples in zip(self.stages, usage, projections, strict=True):
-            dead = torch.nonzero(counts == 0).flatten()
+            dead = torch.nonzero(counts == 0).flatten().to(stage.codebook.device)
             pool = samples.reshape(-1, samples.shape[-1])
             if len(dead) and len(pool):
+                # Drawn on the CPU generator, so a GPU run re-seeds the same codes as a CPU run.
                 picks = torch.randint(len(pool), (len(dead),), generator=generator)
                 noise = 0.01 * torch.randn(len(dead), pool.shape[1], generator=generator)
-                stage.codebook[dead] = pool[picks] + noise
+                stage.codebook[dead] = pool[picks.to(pool.device)] + noise.to(pool.device)
                 restarted += len(dead)
         return restarted

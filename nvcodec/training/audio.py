@@ -43,6 +43,7 @@ class AudioTrainSettings:
     seed: int = 0
     init: str | None = None
     restart_every: int = 100
+    device: str = "cpu"
 
 
 def audio_paths(directories: Sequence[str | Path]) -> list[Path]:
@@ -130,13 +131,13 @@ def train(
         optimizer.load_state_dict(optimizer_state)
     stages, odds = zip(*STAGE_CHOICES, strict=True)
     config = model.config
-    usage = torch.zeros(config.codebooks, config.codebook_size)
+    usage = torch.zeros(config.codebooks, config.codebook_size, device=settings.device)
     model.train()
     for step in range(start_step, settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * learning_rate_factor(step, settings.steps)
-        wave = sampler.batch(settings.batch)
-        active = torch.tensor(rng.choices(stages, odds, k=settings.batch))
+        wave = sampler.batch(settings.batch).to(settings.device, non_blocking=True)
+        active = torch.tensor(rng.choices(stages, odds, k=settings.batch), device=settings.device)
         result = losses(model, wave, active)
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
@@ -169,12 +170,12 @@ def validate(
     """Mean multi-scale mel distance per number of codebooks over whole clips."""
     was_training = model.training
     model.eval()
-    hop = model.config.hop
+    hop, device = model.config.hop, next(model.parameters()).device
     results = {}
     for count in stages:
         distances = []
         for clip in clips:
-            wave = _whole_hops(clip, hop)
+            wave = _whole_hops(clip, hop).to(device)
             decoded = model.decode(model.encode(wave, count))
             distances.append(float(mel_distance(wave, decoded, model.config.sample_rate)))
         results[count] = sum(distances) / len(distances)
