@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -57,3 +58,20 @@ def test_dead_codes_restart_on_encoder_outputs() -> None:
     assert restarted == 2 * 29
     indices = quantizer.quantize(latent, 2)
     assert len(np.unique(indices[..., 0].numpy())) > 3  # the moved codes get used
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_train_on_gpu_exports_a_cpu_model(tmp_path: Path, samples_dir: Path) -> None:
+    """--device cuda: batches, quantizer statistics, dead-code restarts and validation on the
+    GPU; the index tables are counted and the weights written from the CPU."""
+    data = tmp_path / "speech"
+    data.mkdir()
+    shutil.copy(samples_dir / "LJ001-0004.wav", data)
+    args = ["train", "audio", "--data", str(data), "--out", str(tmp_path / "run")]
+    args += ["--model-id", "tiny", "--batch", "2", "--seconds", "0.5", "--steps", "2"]
+    args += ["--val", str(data), "--val-every", "2", "--device", "cuda"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "val 2 books: mel" in result.output
+    stored = load_model("tiny", search=[tmp_path / "run"])
+    assert stored.manifest.recipe["device"] == "cuda"
