@@ -83,9 +83,11 @@ class CdfTables:
 
     def check_symbols(self, index: int, symbols: np.ndarray) -> None:
         """Raise ValueError unless every symbol is a valid index into table ``index``."""
-        if not np.issubdtype(symbols.dtype, np.integer):
+        if symbols.dtype.kind not in "iu":
             raise ValueError(f"symbols must be integers, got {symbols.dtype}")
-        if symbols.size and (symbols.min() < 0 or symbols.max() >= self.lengths[index]):
+        # One pass: as unsigned 64-bit, a negative symbol is out of range too.
+        unsigned = symbols.astype(np.int64, copy=False).view(np.uint64)
+        if symbols.size and unsigned.max() >= self.lengths[index]:
             raise ValueError(
                 f"symbols must lie in [0, {self.lengths[index]}) for table {index}, "
                 f"got range [{symbols.min()}, {symbols.max()}]"
