@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from typer.testing import CliRunner
 
 from nvcodec.cli.main import app
@@ -71,3 +72,29 @@ def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples
     low, high = codec.encode(crop, 0), codec.encode(crop, 1)
     assert len(low) < len(high)
     assert codec.decode(high).pixels.shape == crop.shape
+
+
+def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Path) -> None:
+    """The shipped model has neighbour contexts; one more step of training from it refits
+    them on the new latents for as many channels, and the result codes exactly."""
+    shipped = ImageCodec.load()
+    assert all(len(m.contexts.modelled) == 24 for m in shipped.model.entropy_models)
+    data = tmp_path / "photos"
+    data.mkdir()
+    photo = read_image(samples_dir / "kodim23.png")
+    write_image(data / "0.png", photo[:128, :192])
+    out = tmp_path / "more"
+    args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
+    args += ["--init", "image-wavelet", "--classes", "4", "--steps", "1", "--batch", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    codec = ImageCodec(load_model("image-wavelet", search=[out]))
+    assert all(0 < len(m.contexts.modelled) <= 24 for m in codec.model.entropy_models)
+    crop = photo[200:264, 300:380]
+    latent = codec.latents(crop, 3)
+    entropy_model = codec.model.entropy_models[3]
+    assert torch.equal(
+        entropy_model.decompress(entropy_model.compress(latent), latent.shape), latent
+    )
+    assert codec.decode(codec.encode(crop, 3)).pixels.shape == crop.shape

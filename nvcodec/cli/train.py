@@ -93,6 +93,15 @@ def train_image(
         typer.Option(min=1, help="Refiner blocks (with --init: a new refiner, from zero)."),
     ] = None,
     device: Annotated[str, _DEVICE_OPTION] = "cpu",
+    context_channels: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Neighbour-context tables for this many of each level's busiest latent "
+            "channels, counted on the training images at export (a model trained from one "
+            "with contexts refits them on its own count).",
+        ),
+    ] = None,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -114,6 +123,7 @@ def train_image(
         decoder_width=decoder_width,
         decoder_blocks=decoder_blocks,
         device=device,
+        context_channels=context_channels,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     refiner = {
@@ -162,6 +172,9 @@ def train_image(
             optimizer_state=optimizer_state,
             progress=report,
         )
+    contexts = context_channels or max(len(m.contexts.modelled) for m in model.entropy_models)
+    if contexts:
+        recipe.fit_contexts(model, recipe.image_paths(data), contexts)
     made = _recipe(settings, began, base)
     manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

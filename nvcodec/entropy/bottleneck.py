@@ -240,31 +240,42 @@ class EntropyBottleneck(nn.Module):
         """Round ``y`` and code it with the finalized tables only."""
         return self.compress_values(self.integer_values(y))
 
-    def compress_values(self, values: np.ndarray) -> bytes:
-        """Code (C, N) integer values (as from ``integer_values``), channel by channel."""
-        tables, indices, escapes = self._symbols(values)
+    def compress_values(self, values: np.ndarray, channels: np.ndarray | None = None) -> bytes:
+        """Code (C, N) integer values (as from ``integer_values``), channel by channel, or the
+        rows of the given ``channels`` (len(channels), N)."""
+        channels = np.arange(self.channels) if channels is None else channels
+        tables, indices, escapes = self._symbols(values, channels)
         encoder = Encoder()
-        for c in range(self.channels):
-            encoder.add(tables, c, indices[c])
+        for row, c in enumerate(channels):
+            encoder.add(tables, c, indices[row])
         escape.add(encoder, *escapes)
         return encoder.finish()
+
+    def decompress_values(
+        self, data: bytes, count: int, channels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Inverse of ``compress_values``: (len(channels), count) int64 values."""
+        tables = self._require_tables()
+        channels = np.arange(self.channels) if channels is None else channels
+        decoder = Decoder(data)
+        indices = np.zeros((len(channels), count), dtype=np.int64)
+        for row, c in enumerate(channels):
+            indices[row] = decoder.read(tables, c, count)
+        width = (tables.lengths[channels] - 1)[:, None]
+        escaped = indices == width
+        values = indices + self.cdf_offsets.cpu().numpy().astype(np.int64)[channels][:, None]
+        values[escaped] = escape.read(decoder, *self._bounds(channels[np.nonzero(escaped)[0]]))
+        decoder.finish()
+        return values
 
     def decompress(
         self, data: bytes, shape: Sequence[int], dtype: torch.dtype = torch.float32
     ) -> Tensor:
         """Rebuild ``round(y)`` of the given shape exactly; bad data raises BitstreamError."""
-        tables = self._require_tables()
         shape = tuple(int(s) for s in shape)
         if len(shape) < 2 or shape[1] != self.channels or min(shape) < 0:
             raise ValueError(f"expected a (B, {self.channels}, ...) shape, got {shape}")
-        per_channel = math.prod(shape) // self.channels
-        decoder = Decoder(data)
-        indices = np.stack([decoder.read(tables, c, per_channel) for c in range(self.channels)])
-        width = (tables.lengths - 1)[:, None]
-        escaped = indices == width
-        values = indices + self.cdf_offsets.cpu().numpy().astype(np.int64)[:, None]
-        values[escaped] = escape.read(decoder, *self._bounds(np.nonzero(escaped)[0]))
-        decoder.finish()
+        values = self.decompress_values(data, math.prod(shape) // self.channels)
         channel_first = (self.channels, shape[0], *shape[2:])
         return torch.from_numpy(values).reshape(channel_first).transpose(0, 1).to(dtype)
 

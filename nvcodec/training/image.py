@@ -52,6 +52,7 @@ class TrainSettings:
     decoder_width: int | None = None
     decoder_blocks: int | None = None
     device: str = "cpu"
+    context_channels: int | None = None
 
 
 def image_paths(directories: Sequence[str | Path], *, allow_kodak: bool = False) -> list[Path]:
@@ -246,6 +247,39 @@ def reconfigured(
             )
     grown.load_state_dict(state)
     return grown
+
+
+# Training images are cut to their central crop of at most this side for the context counts.
+CONTEXT_CROP = 512
+
+
+@torch.no_grad()
+def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int) -> None:
+    """Every level's neighbour-context tables (``entropy.context``) for its ``channels``
+    busiest channels, counted on the rounded latents of the training images (central crops of
+    at most ``CONTEXT_CROP`` pixels a side), after the level's own tables are final: the
+    contexts span their ranges."""
+    model.cpu()
+    crops = [_central_crop(to_rgb(read_image(p)), CONTEXT_CROP) for p in paths]
+    block = model.config.block
+    for quality, entropy_model in enumerate(model.entropy_models):
+        entropy_model.finalize()
+        latents = (
+            torch.round(model.encode_latent(_padded_unit(crop, block), quality)) for crop in crops
+        )
+        entropy_model.fit_contexts(latents, channels)
+
+
+def _central_crop(image: np.ndarray, side: int) -> np.ndarray:
+    top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
+    return image[top : top + side, left : left + side]
+
+
+def _padded_unit(image: np.ndarray, block: int) -> torch.Tensor:
+    """(1, 3, H, W) in [-0.5, 0.5], edge-replicated to whole blocks as the codec pads."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 - 0.5
+    pad = (0, -x.shape[3] % block, 0, -x.shape[2] % block)
+    return F.pad(x, pad, mode="replicate") if any(pad) else x
 
 
 def load_validation(directory: Path, count: int = 4) -> list[torch.Tensor]:
