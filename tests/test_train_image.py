@@ -47,11 +47,17 @@ def test_train_resume_export_and_use(tmp_path: Path, samples_dir: Path) -> None:
     assert np.mean((decoded.astype(float) - crop) ** 2) < 255**2 / 10 ** (20 / 10)
 
 
-def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples_dir: Path) -> None:
+def _one_photo(tmp_path: Path, samples_dir: Path) -> tuple[Path, np.ndarray]:
+    """A training folder holding one 192x128 crop of the sample photo, and the photo."""
     data = tmp_path / "photos"
     data.mkdir()
     photo = read_image(samples_dir / "kodim23.png")
     write_image(data / "0.png", photo[:128, :192])
+    return data, photo
+
+
+def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples_dir: Path) -> None:
+    data, photo = _one_photo(tmp_path, samples_dir)
     out = tmp_path / "refit"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
     args += ["--init", "image-wavelet", "--classes", "2", "--gains", "1.5,6"]
@@ -79,10 +85,7 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
     them on the new latents for as many channels, and the result codes exactly."""
     shipped = ImageCodec.load()
     assert all(len(m.contexts.modelled) == 24 for m in shipped.model.entropy_models)
-    data = tmp_path / "photos"
-    data.mkdir()
-    photo = read_image(samples_dir / "kodim23.png")
-    write_image(data / "0.png", photo[:128, :192])
+    data, photo = _one_photo(tmp_path, samples_dir)
     out = tmp_path / "more"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
     args += ["--init", "image-wavelet", "--classes", "4", "--steps", "1", "--batch", "2"]

@@ -97,9 +97,10 @@ class BlockAdaptiveEntropyModel(nn.Module):
         busiest = np.sort(np.argsort(-entropies)[: max(1, self.channels // 4)])
         spatial = (shape[0], *shape[2:])
         coded = self._anchors(shape) if self.contexts.fitted else slice(None)
+        weighed = values[busiest][:, coded]
         bits = np.zeros((shape[0] * shape[2] * shape[3], self.classes), dtype=np.float32)
         for k, density in enumerate(self.densities):
-            bits[coded, k] = density.symbol_costs(values[busiest][:, coded], busiest).sum(axis=0)
+            bits[coded, k] = density.symbol_costs(weighed, busiest).sum(axis=0)
         blocks = bits.reshape(*spatial, self.classes).transpose(0, 3, 1, 2)
         return self.block_sums(torch.from_numpy(np.ascontiguousarray(blocks))).argmin(dim=1)
 
@@ -186,17 +187,16 @@ class BlockAdaptiveEntropyModel(nn.Module):
         count = batch * height * width
         quiet_values = self.densities[0].decompress_values(parts[1], count, quiet)
         values[quiet] = quiet_values.reshape(len(quiet), batch, height, width)
-        parts = parts[1:]
         plain_values = np.zeros((len(plain), batch, height, width), dtype=np.int64)
         modelled_values = np.zeros((len(modelled), batch, height, width), dtype=np.int64)
         for k, density in enumerate(self.densities):
             selected = positions == k
             count = int(selected.sum())
-            plain_values[:, selected] = density.decompress_values(parts[2 * k + 1], count, plain)
+            plain_values[:, selected] = density.decompress_values(parts[2 * k + 2], count, plain)
             selected &= anchors
             count = int(selected.sum())
             modelled_values[:, selected] = density.decompress_values(
-                parts[2 * k + 2], count, modelled
+                parts[2 * k + 3], count, modelled
             )
         values[plain], values[modelled] = plain_values, modelled_values
         self.contexts.decompress(parts[-1], values)
