@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from nvcodec.entropy import fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
-from nvcodec.entropy.context import phase_map
+from nvcodec.entropy.context import class_coded, phase_map
 from nvcodec.errors import BitstreamError
 
 CHANNELS = 4
@@ -94,3 +94,78 @@ def test_state_without_context_tables_loads_as_plain(models) -> None:
     reloaded.load_state_dict(contexts.state_dict())
     assert reloaded.compress(y) == contexts.compress(y)
     assert np.array_equal(reloaded.contexts.modelled, contexts.contexts.modelled)
+
+
+def smooth(seed: int, height: int = 32, width: int = 32) -> torch.Tensor:
+    """Latents whose channel 0 varies slowly around large values (a low-pass band): its
+    neighbours predict its value, not just its size."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, 1, height // 8 + 2, width // 8 + 2, generator=g)
+    field = torch.nn.functional.interpolate(coarse, scale_factor=8, mode="bicubic")
+    y = 0.5 * torch.randn(1, CHANNELS, height, width, generator=g)
+    y[:, :1] += 8 * field[..., :height, :width]
+    return y
+
+
+def test_smooth_channels_are_predicted_from_their_neighbours() -> None:
+    train = [smooth(seed) for seed in range(30)]
+    model = BlockAdaptiveEntropyModel(CHANNELS, 1)
+    everything = torch.cat([y.transpose(0, 1).reshape(CHANNELS, -1) for y in train], dim=1)
+    fit_density(model.densities[0], everything[None, :, :, None], steps=200)
+    model.finalize()
+    model.fit_contexts((torch.round(y) for y in train), channels=CHANNELS)
+    weights = model.contexts.context_weights.reshape(CHANNELS, -1)
+    assert (weights[0] > 0).all()  # every step of channel 0 predicts
+    y = smooth(99)
+    coded = model.compress(y)
+    assert torch.equal(model.decompress(coded, y.shape), torch.round(y))
+    blind = copy.deepcopy(model)
+    blind.contexts.context_weights.zero_()
+    assert len(coded) < 0.9 * len(blind.compress(y))
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_both_depths_round_trip(models, depth: int) -> None:
+    plain, _ = models
+    contexts = copy.deepcopy(plain)
+    train = [correlated(seed, 64, 64) for seed in range(40)]
+    contexts.fit_contexts((torch.round(y) for y in train), channels=3, depth=depth)
+    assert contexts.contexts.depth == depth
+    for height, width in ((1, 1), (5, 3), (17, 22)):
+        y = correlated(height * width, 24, 24)[..., :height, :width]
+        assert torch.equal(contexts.decompress(contexts.compress(y), y.shape), torch.round(y))
+
+
+def test_classes_code_every_second_or_fourth_row_and_column() -> None:
+    assert np.argwhere(class_coded(5, 5, 1)).tolist() == [
+        [r, c] for r in (0, 2, 4) for c in (0, 2, 4)
+    ]
+    assert np.argwhere(class_coded(5, 5, 2)).tolist() == [[0, 0], [0, 4], [4, 0], [4, 4]]
+
+
+@pytest.mark.parametrize(
+    "buffer, value", [("context_weights", 9), ("context_depth", 3), ("context_weights", -1)]
+)
+def test_malformed_context_buffers_are_bitstream_errors(models, buffer: str, value: int) -> None:
+    state = {k: v.clone() for k, v in models[1].state_dict().items()}
+    state[f"contexts.{buffer}"][0] = value
+    loaded = BlockAdaptiveEntropyModel(CHANNELS, 2, block=4)
+    loaded.load_state_dict(state)
+    with pytest.raises(BitstreamError):
+        loaded.compress(correlated(1))
+
+
+def test_tables_of_another_layout_are_bitstream_errors(models) -> None:
+    """Context tables saved without prediction weights and depth (the layout before them)
+    load, but coding with them is refused clearly."""
+    state = {
+        k: v
+        for k, v in models[1].state_dict().items()
+        if k not in ("contexts.context_weights", "contexts.context_depth")
+    }
+    loaded = BlockAdaptiveEntropyModel(CHANNELS, 2, block=4)
+    loaded.load_state_dict(state)
+    with pytest.raises(BitstreamError):
+        loaded.compress(correlated(1))
+    with pytest.raises(BitstreamError):
+        loaded.decompress(models[1].compress(correlated(1)), correlated(1).shape)

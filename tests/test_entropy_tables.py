@@ -178,3 +178,35 @@ def test_symbols_must_be_integers() -> None:
     tables = _random_tables(0, [4])
     with pytest.raises(ValueError, match="integers"):
         encode(tables, [(np.array([1.0, 2.0]), 0)])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(1, 40), min_size=1, max_size=6), st.integers(0, 300), st.integers(0, 2**16)
+)
+def test_symbols_with_their_own_tables_round_trip(
+    lengths: list[int], count: int, seed: int
+) -> None:
+    """Each symbol names its table; they are grouped by table (one coder call each) and come
+    back in their own order, between other groups."""
+    tables = _random_tables(seed, lengths)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(lengths), count)
+    symbols = rng.integers(0, tables.lengths[rows])
+    encoder = Encoder()
+    encoder.add(tables, 0, np.zeros(3, np.int64))
+    encoder.add_by_table(tables, rows, symbols)
+    encoder.add(tables, 0, np.zeros(2, np.int64))
+    decoder = Decoder(encoder.finish())
+    assert decoder.read(tables, 0, 3).tolist() == [0, 0, 0]
+    assert decoder.read_by_table(tables, rows).tolist() == symbols.tolist()
+    assert decoder.read(tables, 0, 2).tolist() == [0, 0]
+    decoder.finish()
+
+
+def test_symbols_outside_their_own_tables_are_refused() -> None:
+    tables = _random_tables(0, [4, 9])
+    with pytest.raises(ValueError, match="range"):
+        Encoder().add_by_table(tables, np.array([1, 0]), np.array([5, 4]))
+    with pytest.raises(ValueError, match="row out of range"):
+        Encoder().add_by_table(tables, np.array([2]), np.array([0]))

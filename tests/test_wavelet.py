@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nvcodec.transforms.wavelet import block_size, packet_forward, packet_inverse
+from nvcodec.transforms.wavelet import block_size, packet_forward, packet_inverse, pixel_weights
 
 
 @settings(max_examples=30, deadline=None)
@@ -39,3 +39,12 @@ def test_low_band_is_the_block_mean_scaled() -> None:
 def test_size_not_multiple_of_block_is_refused() -> None:
     with pytest.raises(ValueError, match="multiple of 4"):
         packet_forward(torch.zeros(1, 3, 6, 8), 2)
+
+
+def test_pixel_weights_fold_the_transform_into_a_linear_map() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 24, generator=g, dtype=torch.float64)
+    weight = torch.randn(5, 3 * 64, 1, 1, generator=g, dtype=torch.float64)
+    bands_then_map = torch.nn.functional.conv2d(packet_forward(x, 3), weight)
+    folded = torch.nn.functional.conv2d(x, pixel_weights(weight, 3), stride=8)
+    assert torch.allclose(folded, bands_then_map, atol=1e-12)

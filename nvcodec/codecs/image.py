@@ -113,11 +113,11 @@ class ImageCodec:
 
     @torch.inference_mode()
     def latents(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
-        """The rounded latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
+        """The quantized latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
         return torch.cat(list(self._latent_strips(as_pixels(pixels), quality)), dim=2)
 
     def _latent_strips(self, pixels: np.ndarray, quality: int) -> Iterator[torch.Tensor]:
-        """The rounded latent, ``TILE_LATENT`` rows at a time from the top. The analysis is
+        """The quantized latent, ``TILE_LATENT`` rows at a time from the top. The analysis is
         local to each wavelet block, so neither the latent nor a float copy of the image is
         ever needed whole."""
         self._check_quality(quality)
@@ -131,7 +131,7 @@ class ImageCodec:
             pad_h = -rows.shape[0] % block
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
             with one_thread():
-                latent = torch.round(self.model.encode_latent(x.to(self.device), quality))
+                latent = self.model.quantize(self.model.encode_latent(x.to(self.device), quality))
             yield latent.cpu()
 
     @torch.inference_mode()

@@ -8,16 +8,17 @@ payload (a uniform table: log2(classes) bits a block), so the decoder knows whic
 without any floating point, and decoding stays bit-exact. With one class this is exactly the
 factorized prior, payload included.
 
-With fitted neighbour contexts (``entropy.context``), the classes code only the anchor
-positions (one in four) of the channels the contexts model (the busiest ones), and the context
-tables the rest of them.
+With fitted neighbour contexts (``entropy.context``), the classes code only one position in
+4 or 16 (``class_coded``) of the channels the contexts model (the busiest ones), and the
+context tables the rest of them.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,13 +27,16 @@ from torch import Tensor, nn
 
 from nvcodec.entropy.bottleneck import EntropyBottleneck
 from nvcodec.entropy.coder import decode, encode
-from nvcodec.entropy.context import ANCHOR, NeighbourContexts, phase_map
+from nvcodec.entropy.context import NeighbourContexts, class_coded
 from nvcodec.entropy.tables import CdfTables
 from nvcodec.errors import BitstreamError
 
 _LENGTH = struct.Struct("<I")
-# Context tables cover values -CONTEXT_RANGE .. CONTEXT_RANGE at most.
-CONTEXT_RANGE = 15
+# Context tables cover values -CONTEXT_RANGE .. CONTEXT_RANGE at most (see ``fit_contexts``).
+CONTEXT_RANGE = 31
+# Latents the context depth is chosen on. Kodak (12 images, image model before the dead zone):
+# depth 2 coded q0-q2 in 3-7% fewer bytes than depth 1, q5-q7 in 1-2% more.
+DEPTH_SAMPLE = 32
 
 
 class BlockAdaptiveEntropyModel(nn.Module):
@@ -104,23 +108,38 @@ class BlockAdaptiveEntropyModel(nn.Module):
         blocks = bits.reshape(*spatial, self.classes).transpose(0, 3, 1, 2)
         return self.block_sums(torch.from_numpy(np.ascontiguousarray(blocks))).argmin(dim=1)
 
-    def fit_contexts(self, latents: Iterable[Tensor], channels: int) -> None:
+    def fit_contexts(
+        self, latents: Iterable[Tensor], channels: int, depth: int | None = None
+    ) -> None:
         """Count the neighbour-context tables on rounded latents (1, C, H, W) for the
-        ``channels`` busiest channels, over the range every class's tables cover."""
+        ``channels`` busiest channels, over the range every class's tables cover, at
+        ``depth`` or, by default, the depth that codes the first ``DEPTH_SAMPLE`` latents in
+        fewer bytes."""
         tables = [d.finalized_tables for d in self.densities]
         offsets = [d.cdf_offsets.numpy().astype(np.int64) for d in self.densities]
         lo = np.min(offsets, axis=0)
         hi = np.max([o + t.lengths - 2 for o, t in zip(offsets, tables, strict=True)], axis=0)
-        # Each context-coded symbol costs constriction time in proportion to its table's
-        # length: the tables span -CONTEXT_RANGE .. CONTEXT_RANGE at most (the rare value
-        # beyond is escaped). Kodak, shipped model, 24 channels: the full ranges (up to 426
-        # symbols at q7) encode q4-q7 at 5.4-9.1 MP/s, +-31 at 8.7-9.7, +-15 at 10.1-11.5
-        # (without contexts 10.6-11.2); BD-rate vs WebP +32.9%, +33.0%, +33.6%.
+        # Wider ranges escape fewer values but cost encoding time. Kodak, 40 channels, BD-rate
+        # vs WebP (encode MP/s at q3): -15..15 +26.8% (12.1), -31..31 +25.7% (10.7).
         lo, hi = np.maximum(lo, -CONTEXT_RANGE), np.minimum(hi, CONTEXT_RANGE)
         busiest = np.argsort(-tables[0].entropies, kind="stable")[:channels]
         hi = np.where(np.isin(np.arange(self.channels), busiest), hi, lo)  # others: not modelled
-        values = (self.densities[0].integer_values(y).reshape(-1, *y.shape[-2:]) for y in latents)
-        self.contexts.fit(values, lo, hi)
+        sample: list[Tensor] = []
+
+        def values() -> Iterator[np.ndarray]:
+            for y in latents:
+                if len(sample) < DEPTH_SAMPLE:
+                    sample.append(y)
+                yield self.densities[0].integer_values(y).reshape(-1, *y.shape[-2:])
+
+        self.contexts.fit(values(), lo, hi)
+        if depth == 2:
+            return
+        deep = copy.deepcopy(self.contexts.state_dict())
+        deep_size = sum(len(self.compress(y)) for y in sample) if depth is None else 0
+        self.contexts.shallower()
+        if depth is None and deep_size < sum(len(self.compress(y)) for y in sample):
+            self.contexts.load_state_dict(deep)
 
     def compress(self, y: Tensor) -> bytes:
         """Code round(y): class map, then each class's positions with that class's tables
@@ -148,10 +167,10 @@ class BlockAdaptiveEntropyModel(nn.Module):
         return b"".join(_LENGTH.pack(len(p)) + p for p in parts)
 
     def _anchors(self, shape: Sequence[int]) -> np.ndarray:
-        """The anchor positions of a (B, C, H, W) latent, flattened like the columns of
-        ``integer_values``: the classes code them in every channel."""
+        """The positions of a (B, C, H, W) latent the classes code in every channel (the
+        contexts' ``class_coded`` ones), flattened like the columns of ``integer_values``."""
         batch, _, height, width = (int(s) for s in shape)
-        return np.tile((phase_map(height, width) == ANCHOR).ravel(), batch)
+        return np.tile(class_coded(height, width, self.contexts.depth).ravel(), batch)
 
     def _unmodelled_channels(self) -> tuple[np.ndarray, np.ndarray]:
         """The channels the contexts leave to the classes: (quiet ones, whose tables hold at

@@ -1,18 +1,17 @@
 """One ANS payload for many groups of symbols, each group coded i.i.d. under one integer table.
 
-constriction costs a few microseconds per call, so symbols are batched by table: one call per
-group, never per symbol (or per group of symbols that each name their own table row, which
-constriction takes as one array of probabilities). ANS is a stack, so ``Encoder`` writes the
-groups in reverse and the ``Decoder`` reads them forward, in the order they were added. The
-payload is the coder's uint32 words, little-endian. Decoding trusts nothing in the payload: how
-much is decoded comes from the caller's arguments, and any failure surfaces as
-``BitstreamError``.
+constriction costs about a microsecond per call, so symbols are batched by table: one call per
+group, never per symbol (symbols that each name their own table row are grouped by row first).
+ANS is a stack, so ``Encoder`` writes the groups in reverse and the ``Decoder`` reads them
+forward, in the order they were added. The payload is the coder's uint32 words, little-endian.
+Decoding trusts nothing in the payload: how much is decoded comes from the caller's arguments,
+and any failure surfaces as ``BitstreamError``.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import constriction
@@ -22,30 +21,37 @@ from nvcodec.entropy.tables import CdfTables
 from nvcodec.errors import BitstreamError
 
 _T = TypeVar("_T")
-# Categorical models whose probabilities come with each call, one row per symbol.
-_ROW_MODELS = constriction.stream.model.Categorical(perfect=False)
 
 
-def _row_probabilities(tables: CdfTables, rows: np.ndarray) -> np.ndarray:
-    """(n, L) exact dyadic probabilities of table rows that all have length L (>= 2): the same
-    numbers ``CdfTables.model`` gives constriction, so the same bytes."""
-    if not rows.size:
-        return np.zeros((0, 2))
-    if rows.min() < 0 or rows.max() >= tables.num_tables:
+def _runs(grouped_rows: np.ndarray) -> Iterator[tuple[int, int, int]]:
+    """(row, start, stop) of every run of equal values in sorted ``grouped_rows``."""
+    if not grouped_rows.size:
+        return
+    starts = np.flatnonzero(np.r_[True, grouped_rows[1:] != grouped_rows[:-1]])
+    stops = np.r_[starts[1:], grouped_rows.size]
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        yield int(grouped_rows[start]), start, stop
+
+
+def _checked_rows(tables: CdfTables, rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows).ravel()
+    if rows.size and (rows.min() < 0 or rows.max() >= tables.num_tables):
         raise ValueError("table row out of range")
-    lengths = tables.lengths[rows]
-    length = int(lengths[0])
-    if length < 2 or np.any(lengths != length):
-        raise ValueError("rows coded together must share one length of at least 2")
-    return tables.probabilities[rows, :length]
+    return rows
+
+
+def _grouping_order(rows: np.ndarray) -> np.ndarray:
+    """The stable order that groups equal rows (a radix sort when the rows fit 16 bits)."""
+    small = rows.astype(np.uint16) if rows.size and rows.max() < 1 << 16 else rows
+    return np.argsort(small, kind="stable")
 
 
 class Encoder:
     """Collects (table, symbols) groups in decoding order; ``finish`` codes them all at once."""
 
     def __init__(self) -> None:
-        # (model, per-symbol probabilities or None, symbols), in decoding order.
-        self._groups: list[tuple[Any, np.ndarray | None, np.ndarray]] = []
+        # (model, symbols), in decoding order.
+        self._groups: list[tuple[Any, np.ndarray]] = []
 
     def add(self, tables: CdfTables, index: int, symbols: np.ndarray) -> None:
         """Queue ``symbols`` (indices into table ``index``) to be coded after earlier groups."""
@@ -53,27 +59,27 @@ class Encoder:
         tables.check_symbols(index, symbols)
         # A one-symbol table carries no information (and constriction rejects it).
         if symbols.size and tables.lengths[index] > 1:
-            self._groups.append((tables.model(index), None, symbols.astype(np.int32)))
+            self._groups.append((tables.model(index), symbols.astype(np.int32)))
 
-    def add_rows(self, tables: CdfTables, rows: np.ndarray, symbols: np.ndarray) -> None:
-        """Queue ``symbols``, each coded with its own table ``rows[i]`` (all of one length)."""
-        symbols, rows = np.asarray(symbols).ravel(), np.asarray(rows).ravel()
-        probabilities = _row_probabilities(tables, rows)
+    def add_by_table(self, tables: CdfTables, rows: np.ndarray, symbols: np.ndarray) -> None:
+        """Queue ``symbols``, each coded with its own table ``rows[i]``: grouped by table
+        (stably), one coder call per table in use (``Decoder.read_by_table`` undoes it)."""
+        rows, symbols = _checked_rows(tables, rows), np.asarray(symbols).ravel()
         if symbols.shape != rows.shape:
             raise ValueError("one table row per symbol")
-        if symbols.size and (symbols.min() < 0 or symbols.max() >= probabilities.shape[1]):
+        if symbols.size and (symbols.min() < 0 or np.any(symbols >= tables.lengths[rows])):
             raise ValueError("symbol out of its table's range")
-        if symbols.size:
-            self._groups.append((_ROW_MODELS, probabilities, symbols.astype(np.int32)))
+        order = _grouping_order(rows)
+        grouped = symbols[order].astype(np.int32)
+        for row, start, stop in _runs(rows[order]):
+            if tables.lengths[row] > 1:
+                self._groups.append((tables.model(row), grouped[start:stop]))
 
     def finish(self) -> bytes:
         """Code every queued group into one payload (empty when nothing costs a bit)."""
         coder = constriction.stream.stack.AnsCoder()
-        for model, probabilities, symbols in reversed(self._groups):
-            if probabilities is None:
-                coder.encode_reverse(symbols, model)
-            else:
-                coder.encode_reverse(symbols, model, probabilities)
+        for model, symbols in reversed(self._groups):
+            coder.encode_reverse(symbols, model)
         return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -96,13 +102,15 @@ class Decoder:
         model = tables.model(index)
         return _guarded(lambda: self._coder.decode(model, count))
 
-    def read_rows(self, tables: CdfTables, rows: np.ndarray) -> np.ndarray:
-        """Decode one symbol (int32) per entry of ``rows``, each with that table row."""
-        rows = np.asarray(rows).ravel()
-        if not rows.size:
-            return np.zeros(0, dtype=np.int32)
-        probabilities = _row_probabilities(tables, rows)
-        return _guarded(lambda: self._coder.decode(_ROW_MODELS, probabilities))
+    def read_by_table(self, tables: CdfTables, rows: np.ndarray) -> np.ndarray:
+        """Decode one symbol (int32) per entry of ``rows``, each with that table row, as
+        ``Encoder.add_by_table`` coded them."""
+        rows = _checked_rows(tables, rows)
+        order = _grouping_order(rows)
+        symbols = np.zeros(rows.size, dtype=np.int32)
+        for row, start, stop in _runs(rows[order]):
+            symbols[order[start:stop]] = self.read(tables, row, stop - start)
+        return symbols
 
     def finish(self) -> None:
         """Raise BitstreamError if the payload holds more than was read (a sign of corruption)."""

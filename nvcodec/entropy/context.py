@@ -1,19 +1,23 @@
 """Neighbour contexts: latent symbols coded with tables chosen by their decoded neighbours.
 
 A factorized prior (even with block classes) codes each symbol blind to the symbols around it,
-though a large neighbour makes a large value likely. Here the positions of each latent channel
-fall in three phases on a 2x2 lattice: anchors (even row, even column) are coded without
-context (``BlockAdaptiveEntropyModel``'s classes), then the (odd, odd) positions, each with the
-context of its four diagonal neighbours (all anchors), then the rest, each with its four direct
-neighbours (anchors and the second phase). The context is a bucket of the sum of those
-neighbours' magnitudes (integers: bit-exact on every machine); each (channel, bucket) has its
-own integer table, counted on training latents. Only the busiest channels are modelled (chosen
-when the tables are counted; the others carry a range of one value, ``modelled``), and each
-phase is decoded at once, its symbols grouped by table length (constriction takes one table
-row per symbol): a few dozen coder calls a tile, not one per symbol.
+though neighbours tell both how large a value is likely to be and, in the smooth (low-pass)
+channels, what it is likely to be. Here the positions of each latent channel fall in phases on
+a 2x2 lattice: anchors (even row, even column) first, then the (odd, odd) positions, each with
+the context of its four diagonal neighbours (all anchors), then the rest, each with its four
+direct neighbours (anchors and the second phase). At depth 2 the anchors themselves are coded
+the same way on their own lattice first (``STEPS``), leaving one position in 16 to the
+classes (``BlockAdaptiveEntropyModel``); at depth 1, one in 4. Per channel and step, a weight
+w (0..4) chosen when the tables are counted decides how: with w = 0 the context is a bucket of
+the neighbours' magnitude sum; with w > 0 the symbol coded is the value minus w/16 of the
+neighbours' sum (a prediction: w/4 of their mean), and the bucket is of the neighbours' spread
+around their mean. All integers: bit-exact on every machine. Each (channel, step, bucket) has
+its own integer table, counted on training latents. Only the busiest channels are modelled
+(chosen when the tables are counted; the others carry a range of one value, ``modelled``), and
+each step is decoded at once, its symbols grouped by table: one coder call per table in use (a
+few hundred a tile), not one per symbol.
 
-On Kodak with the shipped image model (24 channels modelled): 9% fewer bytes at the default
-level, 15% at the lowest, at the encoder's speed without contexts (weights/README.md).
+Measured on Kodak with the shipped image model (40 channels modelled): weights/README.md.
 """
 
 from __future__ import annotations
@@ -36,9 +40,17 @@ THRESHOLDS = np.array([1, 2, 3, 5, 8, 13, 21, 41])
 BUCKETS = len(THRESHOLDS) + 1
 _BUCKET_OF_SUM = np.searchsorted(THRESHOLDS, np.arange(THRESHOLDS[-1] + 1), side="right")
 ANCHOR, DIAGONAL, CROSS = 0, 1, 2
+# What the contexts code, in order: (stride, phase) steps, each with its own weight and tables
+# per channel. Stride 2 works on the lattice of the anchors (even rows and columns), stride 1
+# on all positions. At depth 2 all four steps run and the classes code every fourth row and
+# column (``class_coded``); at depth 1 only the stride-1 steps, and the classes the anchors.
+STEPS = ((2, DIAGONAL), (2, CROSS), (1, DIAGONAL), (1, CROSS))
+_CROSS_SHIFTS = ((0, 1), (2, 1), (1, 0), (1, 2))
+# Prediction weights w: a prediction is w/16 of the four neighbours' sum.
+WEIGHTS = 5
 # Pseudo-counts of a channel's overall distribution mixed into each of its context tables.
 PRIOR_WEIGHT = 4.0
-_BUFFERS = ("context_offsets", "context_lengths", "context_pmf")
+_BUFFERS = ("context_offsets", "context_lengths", "context_pmf", "context_weights", "context_depth")
 
 
 @functools.cache
@@ -50,22 +62,42 @@ def phase_map(height: int, width: int) -> np.ndarray:
     return phases
 
 
-def neighbour_buckets(values: np.ndarray) -> np.ndarray:
-    """(C, B, H, W) buckets of ``values`` (int64): at DIAGONAL positions from the four diagonal
-    neighbours, elsewhere from the four direct ones (missing neighbours count 0)."""
-    # Magnitudes clipped where the last bucket starts: the sums fit 16 bits.
-    clipped = np.minimum(np.abs(values), THRESHOLDS[-1]).astype(np.int16)
-    a = np.pad(clipped, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    diagonal = a[..., :-2, :-2] + a[..., :-2, 2:] + a[..., 2:, :-2] + a[..., 2:, 2:]
-    cross = a[..., :-2, 1:-1] + a[..., 2:, 1:-1] + a[..., 1:-1, :-2] + a[..., 1:-1, 2:]
-    sums = np.where(phase_map(*values.shape[-2:]) == DIAGONAL, diagonal, cross)
-    return _BUCKET_OF_SUM[np.minimum(sums, THRESHOLDS[-1])]
+def class_coded(height: int, width: int, depth: int) -> np.ndarray:
+    """(H, W) mask of the positions contexts of ``depth`` leave to the classes: every
+    ``2**depth``-th row and column."""
+    stride = 2**depth
+    row, column = np.meshgrid(np.arange(height) % stride, np.arange(width) % stride, indexing="ij")
+    return (row == 0) & (column == 0)
+
+
+def neighbour_contexts(
+    known: np.ndarray, phase: int, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(buckets, predictions), each (C, B, n), at the n positions of ``phase`` (DIAGONAL or
+    CROSS) from the four neighbours' ``known`` values (C, B, H, W int64; 0 where not decoded
+    yet or outside), given each channel's prediction weight (C,)."""
+    height, width = known.shape[-2:]
+    selected = phase_map(height, width) == phase
+    padded = np.pad(known, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    shifts = ((0, 0), (0, 2), (2, 0), (2, 2)) if phase == DIAGONAL else _CROSS_SHIFTS
+    around = np.stack(
+        [padded[..., dy : dy + height, dx : dx + width][..., selected] for dy, dx in shifts]
+    )
+    total = around.sum(axis=0)
+    weights = weights.reshape(-1, 1, 1)
+    # Magnitudes clipped where the last bucket starts: the sums stay small.
+    magnitude = np.minimum(np.abs(around), THRESHOLDS[-1]).sum(axis=0)
+    spread = np.abs(4 * around - total).sum(axis=0) // 4
+    activity = np.where(weights > 0, spread, magnitude)
+    predictions = (weights * total + 8) // 16
+    return _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])], predictions
 
 
 class NeighbourContexts(nn.Module):
-    """Per channel, ``BUCKETS`` integer tables over the channel's range [offset, offset +
-    length - 2] plus an escape symbol (``escape``: any integer stays codable). Empty (no
-    ``fitted`` tables) until ``fit`` runs or a state dict with tables loads."""
+    """Per channel and coded phase, a prediction weight and ``BUCKETS`` integer tables over
+    the channel's range [offset, offset + length - 2] plus an escape symbol (``escape``: any
+    integer stays codable). Empty (no ``fitted`` tables) until ``fit`` runs or a state dict
+    with tables loads."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -78,42 +110,105 @@ class NeighbourContexts(nn.Module):
     def fitted(self) -> bool:
         return self.context_lengths.numel() > 0
 
+    @property
+    def depth(self) -> int:
+        """1 or 2: how many lattice levels the contexts code (see ``STEPS``)."""
+        self.tables  # noqa: B018 -- validates the buffers first
+        return int(self.context_depth[0])
+
+    @property
+    def steps(self) -> tuple[tuple[int, int], ...]:
+        return STEPS[len(STEPS) - 2 * self.depth :]
+
     def fit(self, latents: Iterable[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> None:
-        """Count every (channel, bucket)'s symbols over ``latents`` ((C, H, W) int64 each) on
-        the range [lo, hi] per channel; each table mixes in its channel's overall counts."""
+        """Count every (channel, step, weight, bucket)'s symbols over ``latents`` ((C, H, W)
+        int64 each) on the range [lo, hi] per channel; keep per channel and step the weight
+        whose tables cost the fewest bits, each table mixed with its channel's overall counts.
+        The contexts have depth 2 after a fit (``shallower`` makes them depth 1)."""
         lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
         lengths = hi - lo + 2
-        counts = [np.zeros((BUCKETS, length)) for length in lengths]
+        widest = int(lengths.max())
+        # counts[c, step, weight, bucket, symbol]; symbols past a channel's length stay 0.
+        # Only modelled channels are counted (the others' tables are never used).
+        counts = np.zeros((self.channels, len(STEPS), WEIGHTS, BUCKETS, widest))
+        active = np.nonzero(lengths > 2)[0]
         for latent in latents:
-            values = latent[:, None]
-            buckets = neighbour_buckets(values)[:, 0]
-            coded = phase_map(*latent.shape[-2:]) != ANCHOR
-            indices = self._indices(values, lo, lengths)[:, 0]
-            for c in range(self.channels):
-                np.add.at(counts[c], (buckets[c][coded], indices[c][coded]), 1)
+            values = latent[active, None]
+            known = np.where(class_coded(*latent.shape[-2:], depth=2), values, 0)
+            for index, (stride, phase) in enumerate(STEPS):
+                grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
+                selected = phase_map(*grid.shape[-2:]) == phase
+                for weight in range(WEIGHTS):
+                    weights = np.full(len(active), weight)
+                    buckets, predictions = neighbour_contexts(grid_known, phase, weights)
+                    residuals = grid[..., selected] - predictions
+                    symbols = self._indices(residuals, lo[active], lengths[active])
+                    cells = (buckets * widest + symbols).reshape(len(active), -1)
+                    for c, cell in zip(active, cells, strict=True):
+                        counts[c, index, weight] += np.bincount(
+                            cell, minlength=BUCKETS * widest
+                        ).reshape(BUCKETS, widest)
+                grid_known[..., selected] = grid[..., selected]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            totals = counts.sum(axis=-1, keepdims=True)
+            bits = -np.nansum(counts * np.log2(counts / totals), axis=(-2, -1))
+        chosen = bits.argmin(axis=-1)  # (C, step)
         rows = []
-        for count in counts:
-            overall = count.sum(axis=0) + 1
-            prior = PRIOR_WEIGHT * overall / overall.sum()
-            rows += [quantize_pmf(row + prior) for row in count]
+        for c, length in enumerate(lengths):
+            for index in range(len(STEPS)):
+                count = counts[c, index, chosen[c, index], :, :length]
+                overall = count.sum(axis=0) + 1
+                prior = PRIOR_WEIGHT * overall / overall.sum()
+                rows += [quantize_pmf(row + prior) for row in count]
         self.context_offsets = torch.from_numpy(lo.astype(np.int32))
         self.context_lengths = torch.from_numpy(lengths.astype(np.int32))
         self.context_pmf = torch.from_numpy(np.concatenate(rows).astype(np.int32))
+        self.context_weights = torch.from_numpy(chosen.astype(np.int32).ravel())
+        self.context_depth = torch.tensor([2], dtype=torch.int32)
+        self._tables = None
+
+    def shallower(self) -> None:
+        """Depth 2 -> 1: drop the stride-2 steps' weights and tables (the stride-1 steps'
+        tables are the same at either depth: all anchors are known when they run)."""
+        if self.depth != 2:
+            raise ValueError("only depth-2 contexts can be made shallower")
+        lengths = self.context_lengths.numpy().astype(np.int64)
+        rows = np.split(self.context_pmf.numpy(), np.cumsum(len(STEPS) * BUCKETS * lengths)[:-1])
+        kept = [
+            r.reshape(len(STEPS), BUCKETS * length)[2:].ravel()
+            for r, length in zip(rows, lengths, strict=True)
+        ]
+        self.context_pmf = torch.from_numpy(np.concatenate(kept))
+        weights = self.context_weights.reshape(self.channels, len(STEPS))[:, 2:]
+        self.context_weights = weights.contiguous().reshape(-1)
+        self.context_depth = torch.tensor([1], dtype=torch.int32)
         self._tables = None
 
     @property
     def tables(self) -> CdfTables:
-        """Table ``c * BUCKETS + b`` of channel c, bucket b (validated on first use)."""
+        """Table ``(c * len(self.steps) + step) * BUCKETS + b`` of channel c, step, bucket b
+        (validated on first use, with the weights and depth)."""
         if self._tables is None:
             if not self.fitted:
                 raise RuntimeError("NeighbourContexts has no tables: fit or load them first")
+            depth = self.context_depth.numpy().tolist()
+            if depth not in ([1], [2]):
+                raise BitstreamError("context tables: malformed depth")
+            steps = 2 * depth[0]
             lengths = self.context_lengths.numpy().astype(np.int64)
             flat = self.context_pmf.numpy()
+            weights = self.context_weights.numpy()
+            tables_per_channel = steps * BUCKETS
             if lengths.shape != (self.channels,) or lengths.min() < 1:
                 raise BitstreamError("context tables: malformed lengths")
-            if flat.shape != (BUCKETS * int(lengths.sum()),):
+            if flat.shape != (tables_per_channel * int(lengths.sum()),):
                 raise BitstreamError("context tables: pmf size does not match the lengths")
-            row_lengths = np.repeat(lengths, BUCKETS)
+            if (
+                weights.shape != (self.channels * steps,)
+                or not ((weights >= 0) & (weights < WEIGHTS)).all()
+            ):
+                raise BitstreamError("context tables: malformed prediction weights")
+            row_lengths = np.repeat(lengths, tables_per_channel)
             pmf = np.zeros((row_lengths.size, row_lengths.max()), dtype=np.int32)
             pmf[np.arange(pmf.shape[1]) < row_lengths[:, None]] = flat
             self._tables = CdfTables(pmf, row_lengths.astype(np.int32))
@@ -131,63 +226,61 @@ class NeighbourContexts(nn.Module):
         """The channels the contexts code: those fitted with a range of more than one value."""
         return np.nonzero(self.context_lengths.numpy() > 2)[0]
 
-    def _ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lo, lengths, hi) of the modelled channels."""
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lo, lengths, hi, weights (C, step)) of the modelled channels."""
         self.tables  # noqa: B018 -- validates the buffers first
         modelled = self.modelled
         lo = self.context_offsets.numpy().astype(np.int64)[modelled]
         lengths = self.context_lengths.numpy().astype(np.int64)[modelled]
-        return lo, lengths, lo + lengths - 2
+        weights = self.context_weights.numpy().astype(np.int64).reshape(self.channels, -1)
+        return lo, lengths, lo + lengths - 2, weights[modelled]
 
     def compress(self, values: np.ndarray) -> bytes:
-        """Code the DIAGONAL, then the CROSS positions of the modelled channels of ``values``
-        (C, B, H, W) int64, given their anchors (which the caller codes)."""
-        lo, lengths, hi = self._ranges()
+        """Code the ``STEPS`` of the modelled channels of ``values`` (C, B, H, W) int64, given
+        their ``class_coded`` positions (which the caller codes)."""
+        lo, lengths, hi, weights = self._ranges()
         values = values[self.modelled]
-        phases = phase_map(*values.shape[-2:])
+        known = np.where(class_coded(*values.shape[-2:], self.depth), values, 0)
         encoder = Encoder()
-        known = np.where(phases == ANCHOR, values, 0)
-        for phase in (DIAGONAL, CROSS):
-            selected = phases == phase
-            rows = self._rows(neighbour_buckets(known)[..., selected])
-            phase_values = values[..., selected]
-            indices = self._indices(phase_values, lo, lengths)
-            for channels in _by_length(lengths):
-                encoder.add_rows(self.tables, rows[channels], indices[channels])
+        for index, (stride, phase) in enumerate(self.steps):
+            grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
+            selected = phase_map(*grid.shape[-2:]) == phase
+            buckets, predictions = neighbour_contexts(grid_known, phase, weights[:, index])
+            residuals = grid[..., selected] - predictions
+            indices = self._indices(residuals, lo, lengths)
+            encoder.add_by_table(self.tables, self._rows(buckets, index), indices)
             escaped = indices == (lengths - 1)[:, None, None]
             channel = np.nonzero(escaped)[0]
-            escape.add(encoder, phase_values[escaped], lo[channel], hi[channel])
-            known = np.where(selected, values, known)
+            escape.add(encoder, residuals[escaped], lo[channel], hi[channel])
+            grid_known[..., selected] = grid[..., selected]
         return encoder.finish()
 
     def decompress(self, data: bytes, latent: np.ndarray) -> None:
-        """Fill in the DIAGONAL and CROSS positions of the modelled channels of ``latent``
-        (C, B, H, W) int64, whose anchors are decoded."""
-        lo, lengths, hi = self._ranges()
+        """Fill in the context-coded positions of the modelled channels of ``latent``
+        (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
+        lo, lengths, hi, weights = self._ranges()
         modelled = self.modelled
-        phases = phase_map(*latent.shape[-2:])
-        values = np.where(phases == ANCHOR, latent[modelled], 0)
+        values = np.where(class_coded(*latent.shape[-2:], self.depth), latent[modelled], 0)
         decoder = Decoder(data)
-        for phase in (DIAGONAL, CROSS):
-            selected = phases == phase
-            rows = self._rows(neighbour_buckets(values)[..., selected])
-            indices = np.empty(rows.shape, dtype=np.int64)
-            for channels in _by_length(lengths):
-                symbols = decoder.read_rows(self.tables, rows[channels])
-                indices[channels] = symbols.reshape(rows[channels].shape)
-            decoded = indices + lo[:, None, None]
+        for index, (stride, phase) in enumerate(self.steps):
+            grid = values[..., ::stride, ::stride]
+            selected = phase_map(*grid.shape[-2:]) == phase
+            buckets, predictions = neighbour_contexts(grid, phase, weights[:, index])
+            rows = self._rows(buckets, index)
+            indices = decoder.read_by_table(self.tables, rows).astype(np.int64).reshape(rows.shape)
+            residuals = indices + lo[:, None, None]
             escaped = indices == (lengths - 1)[:, None, None]
             channel = np.nonzero(escaped)[0]
-            decoded[escaped] = escape.read(decoder, lo[channel], hi[channel])
-            values[..., selected] = decoded
+            residuals[escaped] = escape.read(decoder, lo[channel], hi[channel])
+            grid[..., selected] = residuals + predictions
         decoder.finish()
         latent[modelled] = values
 
-    def _rows(self, buckets: np.ndarray) -> np.ndarray:
-        """Table rows of the modelled channels' buckets: channel c's bucket b is row
-        c * BUCKETS + b."""
+    def _rows(self, buckets: np.ndarray, index: int) -> np.ndarray:
+        """Table rows of the modelled channels' buckets in step ``index``."""
         shape = (-1,) + (1,) * (buckets.ndim - 1)
-        return buckets + (self.modelled * BUCKETS).reshape(shape)
+        first = (self.modelled * len(self.steps) + index) * BUCKETS
+        return buckets + first.reshape(shape)
 
     def _load_from_state_dict(
         self,
@@ -212,8 +305,3 @@ class NeighbourContexts(nn.Module):
         absent = {prefix + name for name in _BUFFERS} - set(state_dict)
         missing_keys[:] = [key for key in missing_keys if key not in absent]
         self._tables = None
-
-
-def _by_length(lengths: np.ndarray) -> list[np.ndarray]:
-    """Channels grouped by table length: one coder call each."""
-    return [np.nonzero(lengths == n)[0] for n in np.unique(lengths)]

@@ -1,10 +1,11 @@
 """The wavelet image autoencoder (WaLLoC-style): Haar packet bands -> shallow encoder ->
 entropy bottleneck -> heavier decoder at the latent resolution -> inverse transform.
 
-Encoding is one per-position linear map on the wavelet bands (a few hundred MACs per pixel), so
-it stays cheap; the decoder adds a residual convolutional refiner on the bands. One model serves
-every quality level: quality ``q`` scales the latent by a learned gain before rounding (a nearly
-free variable-rate control) and has its own learned density, hence its own integer tables.
+Encoding is one per-position linear map on the wavelet bands (a few hundred MACs per pixel,
+folded with the transform into one strided convolution), so it stays cheap; the decoder adds a
+residual convolutional refiner on the bands. One model serves every quality level: quality
+``q`` scales the latent by a learned gain before rounding (a nearly free variable-rate control)
+and has its own learned density, hence its own integer tables.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
-from nvcodec.transforms.wavelet import block_size, packet_forward, packet_inverse
+from nvcodec.transforms.wavelet import block_size, packet_inverse, pixel_weights
 
 ARCHITECTURE = "wavelet-image-v1"
+# Encoder dead zone (see ``quantize``). Kodak, BD-rate vs WebP with the shipped model: 0 (plain
+# rounding) +24.8%, 0.1 +20.0%, 0.13 +20.0%, 0.16 +20.5%; shrinking every magnitude by 0.05
+# instead: +22.1%.
+DEAD_ZONE = 0.12
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,21 @@ class WaveletImageCodec(nn.Module):
         return len(self.config.gains)
 
     def encode_latent(self, x: torch.Tensor, quality: int) -> torch.Tensor:
-        """Unrounded latent at ``quality``'s scale: round it to get the coded symbols."""
-        return self.analysis(packet_forward(x, self.config.levels)) * self.log_gains[quality].exp()
+        """Unrounded latent at ``quality``'s scale: round it to get the coded symbols. The
+        packet transform and the linear encoder run as one strided convolution on the pixels."""
+        block = self.config.block
+        if x.shape[-2] % block or x.shape[-1] % block:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of {block}")
+        weight = pixel_weights(self.analysis.weight, self.config.levels)
+        latent = F.conv2d(x, weight, self.analysis.bias, stride=block)
+        return latent * self.log_gains[quality].exp()
+
+    @staticmethod
+    def quantize(latent: torch.Tensor) -> torch.Tensor:
+        """The symbols the encoder codes for an unrounded latent: rounded, except that
+        magnitudes below ``0.5 + DEAD_ZONE`` become 0 (the cheapest symbol under the neighbour
+        contexts, for a small error)."""
+        return torch.where(latent.abs() < 0.5 + DEAD_ZONE, 0.0, torch.round(latent))
 
     def decode_latent(self, latent: torch.Tensor, quality: int) -> torch.Tensor:
         """Reconstruct the image from (rounded) latent symbols."""

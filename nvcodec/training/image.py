@@ -256,7 +256,7 @@ CONTEXT_CROP = 512
 @torch.no_grad()
 def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int) -> None:
     """Every level's neighbour-context tables (``entropy.context``) for its ``channels``
-    busiest channels, counted on the rounded latents of the training images (central crops of
+    busiest channels, counted on the quantized latents of the training images (central crops of
     at most ``CONTEXT_CROP`` pixels a side), after the level's own tables are final: the
     contexts span their ranges."""
     model.cpu()
@@ -265,7 +265,8 @@ def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int)
     for quality, entropy_model in enumerate(model.entropy_models):
         entropy_model.finalize()
         latents = (
-            torch.round(model.encode_latent(_padded_unit(crop, block), quality)) for crop in crops
+            model.quantize(model.encode_latent(_padded_unit(crop, block), quality))
+            for crop in crops
         )
         entropy_model.fit_contexts(latents, channels)
 
