@@ -34,6 +34,7 @@ def _runs(grouped_rows: np.ndarray) -> Iterator[tuple[int, int, int]]:
 
 
 def _checked_rows(tables: CdfTables, rows: np.ndarray) -> np.ndarray:
+    """``rows`` flattened, each checked to name one of ``tables``."""
     rows = np.asarray(rows).ravel()
     if rows.size and (rows.min() < 0 or rows.max() >= tables.num_tables):
         raise ValueError("table row out of range")
