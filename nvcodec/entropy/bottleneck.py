@@ -119,13 +119,16 @@ class EntropyBottleneck(nn.Module):
     # -- integer tables --------------------------------------------------------------------
 
     @torch.no_grad()
-    def finalize(self, tail_mass: float = 1e-9, max_symbols: int = 4096) -> None:
+    def finalize(
+        self, tail_mass: float = 1e-9, max_symbols: int = 4096, dead_zone: float = 0.0
+    ) -> None:
         """Freeze the density into integer tables, one per channel.
 
         Channel c covers the integers [lo_c, hi_c] outside of which less than ``tail_mass`` of
         the mass lies (at most ``max_symbols - 1`` of them, trimmed evenly from both ends), plus
         one ESCAPE symbol carrying the remaining mass. Evaluated in float64 on an integer grid,
-        so the tables depend only on the parameters.
+        so the tables depend only on the parameters. With an encoder ``dead_zone`` (values
+        below 0.5 + dead_zone in magnitude coded as 0), symbol 0's bin widens to match.
         """
         if not 0 < tail_mass < 1 or not 2 <= max_symbols <= 1 << 16:
             raise ValueError("need 0 < tail_mass < 1 and 2 <= max_symbols <= 65536")
@@ -142,6 +145,7 @@ class EntropyBottleneck(nn.Module):
         lo, hi = lo + excess // 2, hi - (excess - excess // 2)
         widths = (hi - lo + 1).long()
         edges = lo[:, None] - 0.5 + torch.arange(int(widths.max()) + 1, dtype=torch.float64)
+        edges = torch.where(edges.abs() == 0.5, edges.sign() * (0.5 + dead_zone), edges)
         logits = cdf_logits(edges)
         bins = self._bin_probabilities(logits[:, :-1], logits[:, 1:])
         rows = []

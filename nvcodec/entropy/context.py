@@ -83,13 +83,15 @@ def neighbour_contexts(
     around = np.stack(
         [padded[..., dy : dy + height, dx : dx + width][..., selected] for dy, dx in shifts]
     )
-    total = around.sum(axis=0)
-    weights = weights.reshape(-1, 1, 1)
     # Magnitudes clipped where the last bucket starts: the sums stay small.
-    magnitude = np.minimum(np.abs(around), THRESHOLDS[-1]).sum(axis=0)
-    spread = np.abs(4 * around - total).sum(axis=0) // 4
-    activity = np.where(weights > 0, spread, magnitude)
-    predictions = (weights * total + 8) // 16
+    activity = np.minimum(np.abs(around), THRESHOLDS[-1]).sum(axis=0)
+    predictions = np.zeros_like(activity)
+    predicting = np.nonzero(weights > 0)[0]  # few channels: the rest need no sums or spreads
+    if predicting.size:
+        near = around[:, predicting]
+        total = near.sum(axis=0)
+        activity[predicting] = np.abs(4 * near - total).sum(axis=0) // 4
+        predictions[predicting] = (weights[predicting].reshape(-1, 1, 1) * total + 8) // 16
     return _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])], predictions
 
 

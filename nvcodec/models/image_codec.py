@@ -100,7 +100,7 @@ class WaveletImageCodec(nn.Module):
         self.log_gains = nn.Parameter(torch.log(torch.tensor(config.gains)))
         self.entropy_models = nn.ModuleList(
             BlockAdaptiveEntropyModel(
-                config.latent_channels, config.entropy_classes, config.entropy_block
+                config.latent_channels, config.entropy_classes, config.entropy_block, DEAD_ZONE
             )
             for _ in config.gains
         )
