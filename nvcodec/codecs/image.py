@@ -17,13 +17,17 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from nvcodec.container import StreamInfo, StreamKind
 from nvcodec.errors import BitstreamError
 from nvcodec.io.image import to_rgb
-from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
+from nvcodec.models.image_codec import (
+    ARCHITECTURE,
+    ImageCodecConfig,
+    WaveletImageCodec,
+    padded_unit,
+)
 from nvcodec.models.store import StoredModel, load_model, weights_fitting
 from nvcodec.utils.threads import one_thread
 
@@ -123,13 +127,9 @@ class ImageCodec:
         self._check_quality(quality)
         color = _color_planes(pixels)
         block = self.config.block
-        pad_w = -color.shape[1] % block
         strip = TILE_LATENT * block
         for top in range(0, color.shape[0], strip):
-            rows = color[top : top + strip]
-            x = torch.tensor(rows).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-            pad_h = -rows.shape[0] % block
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+            x = padded_unit(color[top : top + strip], block)
             with one_thread():
                 latent = self.model.quantize(self.model.encode_latent(x.to(self.device), quality))
             yield latent.cpu()

@@ -115,7 +115,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
     def fit_contexts(
         self, latents: Iterable[Tensor], channels: int, depth: int | None = None
     ) -> None:
-        """Count the neighbour-context tables on rounded latents (1, C, H, W) for the
+        """Count the neighbour-context tables on quantized latents (1, C, H, W) for the
         ``channels`` busiest channels, over the range every class's tables cover, at
         ``depth`` or, by default, the depth that codes the first ``DEPTH_SAMPLE`` latents in
         fewer bytes."""
@@ -137,14 +137,15 @@ class BlockAdaptiveEntropyModel(nn.Module):
                     sample.append(y)
                 yield self.densities[0].integer_values(y).reshape(-1, *y.shape[-2:])
 
-        self.contexts.fit(values(), lo, hi)
-        if depth == 2:
-            return
-        deep = copy.deepcopy(self.contexts.state_dict())
-        deep_size = sum(len(self.compress(y)) for y in sample) if depth is None else 0
-        self.contexts.shallower()
-        if depth is None and deep_size < sum(len(self.compress(y)) for y in sample):
-            self.contexts.load_state_dict(deep)
+        self.contexts.fit(values(), lo, hi)  # depth 2
+        if depth is None:
+            deep = copy.deepcopy(self.contexts.state_dict())
+            deep_size = sum(len(self.compress(y)) for y in sample)
+            self.contexts.shallower()
+            if deep_size < sum(len(self.compress(y)) for y in sample):
+                self.contexts.load_state_dict(deep)
+        elif depth == 1:
+            self.contexts.shallower()
 
     def compress(self, y: Tensor) -> bytes:
         """Code round(y): class map, then each class's positions with that class's tables

@@ -96,7 +96,7 @@ def neighbour_contexts(
 
 
 class NeighbourContexts(nn.Module):
-    """Per channel and coded phase, a prediction weight and ``BUCKETS`` integer tables over
+    """Per channel and step, a prediction weight and ``BUCKETS`` integer tables over
     the channel's range [offset, offset + length - 2] plus an escape symbol (``escape``: any
     integer stays codable). Empty (no ``fitted`` tables) until ``fit`` runs or a state dict
     with tables loads."""

@@ -108,13 +108,6 @@ class CdfTables:
         return (PRECISION_BITS - np.log2(np.maximum(self.pmf, 1))).astype(np.float32)
 
     @functools.cached_property
-    def probabilities(self) -> np.ndarray:
-        """(T, L) float64 ``pmf / TOTAL``: exact (dyadic), the numbers constriction is given."""
-        probabilities = self.pmf / TOTAL
-        probabilities.setflags(write=False)
-        return probabilities
-
-    @functools.cached_property
     def entropies(self) -> np.ndarray:
         """(T,) expected bits per symbol of each table."""
         p = self.pmf / TOTAL
@@ -128,7 +121,7 @@ class CdfTables:
         """
         model = self._models[index]
         if model is None:
-            row = self.probabilities[index, : self.lengths[index]]
+            row = self.pmf[index, : self.lengths[index]].astype(np.float64) / TOTAL
             model = constriction.stream.model.Categorical(row, perfect=False)
             self._models[index] = model
         return model

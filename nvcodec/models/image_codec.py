@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,6 +87,14 @@ class BandRefiner(nn.Module):
         return self.tail(self.blocks(self.head(latent)))
 
 
+def padded_unit(pixels: np.ndarray, block: int) -> torch.Tensor:
+    """(H, W, 3) uint8 pixels as the model's input: (1, 3, H', W') in [-0.5, 0.5], edges
+    replicated to whole ``block``s (only the true size is stored, so padding costs little)."""
+    x = torch.tensor(pixels).permute(2, 0, 1)[None].float() / 255 - 0.5
+    pad = (0, -x.shape[3] % block, 0, -x.shape[2] % block)
+    return F.pad(x, pad, mode="replicate") if any(pad) else x
+
+
 class WaveletImageCodec(nn.Module):
     """Image in [-0.5, 0.5] (N, C, H, W with H, W multiples of ``config.block``) <-> latent."""
 
@@ -110,8 +119,9 @@ class WaveletImageCodec(nn.Module):
         return len(self.config.gains)
 
     def encode_latent(self, x: torch.Tensor, quality: int) -> torch.Tensor:
-        """Unrounded latent at ``quality``'s scale: round it to get the coded symbols. The
-        packet transform and the linear encoder run as one strided convolution on the pixels."""
+        """Unrounded latent at ``quality``'s scale: ``quantize`` it to get the coded symbols.
+        The packet transform and the linear encoder run as one strided convolution on the
+        pixels."""
         block = self.config.block
         if x.shape[-2] % block or x.shape[-1] % block:
             raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of {block}")

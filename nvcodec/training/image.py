@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from nvcodec.entropy import fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
-from nvcodec.models.image_codec import ARCHITECTURE, ImageCodecConfig, WaveletImageCodec
+from nvcodec.models.image_codec import (
+    ARCHITECTURE,
+    ImageCodecConfig,
+    WaveletImageCodec,
+    padded_unit,
+)
 from nvcodec.models.store import Manifest
 from nvcodec.training.rate_distortion import export_levels, train_levels
 from nvcodec.transforms.wavelet import packet_forward
@@ -265,8 +270,7 @@ def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int)
     for quality, entropy_model in enumerate(model.entropy_models):
         entropy_model.finalize()
         latents = (
-            model.quantize(model.encode_latent(_padded_unit(crop, block), quality))
-            for crop in crops
+            model.quantize(model.encode_latent(padded_unit(crop, block), quality)) for crop in crops
         )
         entropy_model.fit_contexts(latents, channels)
 
@@ -274,13 +278,6 @@ def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int)
 def _central_crop(image: np.ndarray, side: int) -> np.ndarray:
     top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
     return image[top : top + side, left : left + side]
-
-
-def _padded_unit(image: np.ndarray, block: int) -> torch.Tensor:
-    """(1, 3, H, W) in [-0.5, 0.5], edge-replicated to whole blocks as the codec pads."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 - 0.5
-    pad = (0, -x.shape[3] % block, 0, -x.shape[2] % block)
-    return F.pad(x, pad, mode="replicate") if any(pad) else x
 
 
 def load_validation(directory: Path, count: int = 4) -> list[torch.Tensor]:
