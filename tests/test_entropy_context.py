@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nvcodec.entropy import fit_density
+from nvcodec.entropy import context, fit_density
 from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.entropy.context import class_coded, phase_map
 from nvcodec.errors import BitstreamError
@@ -124,6 +124,36 @@ def test_smooth_channels_are_predicted_from_their_neighbours() -> None:
     assert len(coded) < 0.9 * len(blind.compress(y))
 
 
+def busy_everywhere(seed: int, size: int = 32) -> torch.Tensor:
+    """Latents of 2 large and 6 small channels whose positions are busy or flat at random, in
+    every channel at once (no spatial pattern): only the other channels tell which."""
+    g = torch.Generator().manual_seed(seed)
+    busy = (torch.rand(1, 1, size, size, generator=g) < 0.3).float()
+    scale = torch.tensor([6.0, 6.0] + [1.5] * 6).reshape(1, 8, 1, 1)
+    return (0.2 + busy) * scale * torch.randn(1, 8, size, size, generator=g)
+
+
+def test_busy_positions_are_told_by_the_other_channels(monkeypatch) -> None:
+    train = [busy_everywhere(seed) for seed in range(30)]
+    model = BlockAdaptiveEntropyModel(8, 1)
+    everything = torch.cat([y.transpose(0, 1).reshape(8, -1) for y in train], dim=1)
+    fit_density(model.densities[0], everything[None, :, :, None], steps=200)
+    model.finalize()
+    blind = copy.deepcopy(model)
+    model.fit_contexts((torch.round(y) for y in train), channels=2)
+    with monkeypatch.context() as patch:  # the same fit without the cross activity
+        patch.setattr(context, "CROSSES", 1)
+        blind.fit_contexts((torch.round(y) for y in train), channels=2)
+    assert model.contexts.modelled.tolist() == [0, 1]
+    assert (model.contexts.context_crosses[:2] > 0).all()
+    assert (blind.contexts.context_crosses == 0).all()
+    y = busy_everywhere(99)
+    assert torch.equal(model.decompress(model.compress(y), y.shape), torch.round(y))
+    values = model.densities[0].integer_values(y).reshape(8, 1, *y.shape[-2:])
+    contexts_bytes = len(model.contexts.compress(values))
+    assert contexts_bytes < 0.97 * len(blind.contexts.compress(values))
+
+
 @pytest.mark.parametrize("depth", [1, 2])
 def test_both_depths_round_trip(models, depth: int) -> None:
     plain, _ = models
@@ -144,7 +174,8 @@ def test_classes_code_every_second_or_fourth_row_and_column() -> None:
 
 
 @pytest.mark.parametrize(
-    "buffer, value", [("context_weights", 9), ("context_depth", 3), ("context_weights", -1)]
+    "buffer, value",
+    [("context_weights", 9), ("context_depth", 3), ("context_weights", -1), ("context_crosses", 5)],
 )
 def test_malformed_context_buffers_are_bitstream_errors(models, buffer: str, value: int) -> None:
     state = {k: v.clone() for k, v in models[1].state_dict().items()}
@@ -156,12 +187,13 @@ def test_malformed_context_buffers_are_bitstream_errors(models, buffer: str, val
 
 
 def test_tables_of_another_layout_are_bitstream_errors(models) -> None:
-    """Context tables saved without prediction weights and depth (the layout before them)
-    load, but coding with them is refused clearly."""
+    """Context tables saved without prediction weights, cross choices and depth (the layout
+    before them) load, but coding with them is refused clearly."""
     state = {
         k: v
         for k, v in models[1].state_dict().items()
-        if k not in ("contexts.context_weights", "contexts.context_depth")
+        if k
+        not in ("contexts.context_weights", "contexts.context_crosses", "contexts.context_depth")
     }
     loaded = BlockAdaptiveEntropyModel(CHANNELS, 2, block=4)
     loaded.load_state_dict(state)

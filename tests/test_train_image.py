@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from nvcodec.cli.main import app
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.io.image import read_image, write_image
+from nvcodec.models.image_codec import BandRefiner
 from nvcodec.models.store import load_model
 
 
@@ -101,3 +103,47 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
         entropy_model.decompress(entropy_model.compress(latent), latent.shape), latent
     )
     assert codec.decode(codec.encode(crop, 3)).pixels.shape == crop.shape
+
+
+def test_widened_refiner_computes_the_same_function() -> None:
+    torch.manual_seed(0)
+    refiner = BandRefiner(latent_channels=12, bands=12, width=8, blocks=2)
+    for parameter in refiner.parameters():  # a trained refiner: nothing is zero
+        torch.nn.init.normal_(parameter, std=0.1)
+    wide = refiner.widened(20)
+    latent = torch.randn(2, 12, 9, 7)
+    assert wide.head.out_channels == 20
+    assert torch.allclose(wide(latent), refiner(latent), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot widen"):
+        refiner.widened(4)
+
+
+def test_decoder_only_training_keeps_the_encoder_and_its_tables(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    """Widen the shipped model's refiner and train the decoder alone: the encoder, gains and
+    class densities stay bit for bit (the rates do not move), the decoder changes."""
+    data, photo = _one_photo(tmp_path, samples_dir)
+    out = tmp_path / "decoder"
+    args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
+    args += ["--init", "image-wavelet", "--classes", "4", "--decoder-only"]
+    args += ["--decoder-width", "104", "--steps", "2", "--batch", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    shipped = ImageCodec.load().model.state_dict()
+    trained = ImageCodec(load_model("image-wavelet", search=[out])).model.state_dict()
+    assert trained["refiner.head.weight"].shape[0] == 104
+    kept = [k for k in shipped if k.startswith(("analysis.", "log_gains", "entropy_models."))]
+    assert all(torch.equal(trained[k], shipped[k]) for k in kept if ".contexts." not in k)
+    assert not torch.equal(trained["synthesis.weight"], shipped["synthesis.weight"])
+    crop = photo[200:264, 300:380]
+    codec = ImageCodec(load_model("image-wavelet", search=[out]))
+    assert codec.decode(codec.encode(crop, 3)).pixels.shape == crop.shape
+
+
+def test_decoder_only_needs_a_model_to_start_from(tmp_path: Path, samples_dir: Path) -> None:
+    data, _ = _one_photo(tmp_path, samples_dir)
+    args = ["train", "image", "--data", str(data), "--out", str(tmp_path / "x"), "--decoder-only"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "--init" in result.output

@@ -62,7 +62,11 @@ def train_image(
     lr: Annotated[float, typer.Option()] = 1e-4,
     seed: Annotated[int, typer.Option()] = 0,
     init: Annotated[
-        str | None, typer.Option(help="Start from this installed model instead of PCA.")
+        str | None,
+        typer.Option(
+            help="Start from this installed model instead of PCA (with --resume: the model "
+            "the run started from, for the recipe)."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if present.")
@@ -92,6 +96,14 @@ def train_image(
         int | None,
         typer.Option(min=1, help="Refiner blocks (with --init: a new refiner, from zero)."),
     ] = None,
+    decoder_only: Annotated[
+        bool,
+        typer.Option(
+            "--decoder-only",
+            help="With --init: train only the decoder, on the symbols the encoder codes "
+            "(rates stay; loss: distortion in dB).",
+        ),
+    ] = False,
     device: Annotated[str, _DEVICE_OPTION] = "cpu",
     context_channels: Annotated[
         int | None,
@@ -107,6 +119,8 @@ def train_image(
     from nvcodec.models.store import load_model
     from nvcodec.training import image as recipe
 
+    if decoder_only and init is None:
+        raise typer.BadParameter("--decoder-only trains the decoder of a model: give --init")
     began = time.monotonic()  # the recipe's time covers data loading and density fits too
     gain_values = [float(g) for g in gains.split(",")] if gains is not None else None
     settings = recipe.TrainSettings(
@@ -124,6 +138,7 @@ def train_image(
         decoder_blocks=decoder_blocks,
         device=device,
         context_channels=context_channels,
+        decoder_only=decoder_only,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     refiner = {
@@ -137,14 +152,18 @@ def train_image(
         model, start, optimizer_state = load_checkpoint(
             checkpoint, lambda config: WaveletImageCodec(ImageCodecConfig.from_dict(config))
         )
+        if init is not None:  # the model the run started from: its recipe heads the chain
+            base = load_model(init).manifest
     elif init is not None:
         stored = load_model(init)
         base = stored.manifest
         model = WaveletImageCodec(ImageCodecConfig.from_dict(base.config))
         model.load_state_dict(stored.tensors)
-        if classes != model.config.entropy_classes or gain_values is not None or refiner:
+        densities = classes != model.config.entropy_classes or gain_values is not None
+        if densities or refiner:
             # New density classes (fit to flat ... busy blocks), quality levels or refiner.
             model = recipe.reconfigured(model, classes, gain_values, refiner).to(device)
+        if densities:
             recipe.fit_densities(model, sampler, crops=32, steps=150)
     else:
         config = ImageCodecConfig(entropy_classes=classes, **refiner)
@@ -156,7 +175,8 @@ def train_image(
         task = bar.add_task("train image", total=steps, completed=start, stats="")
 
         def report(step: int, stats: dict[str, float]) -> None:
-            text = f"q{stats['quality']:.0f} {stats['bpp']:.3f} bpp {stats['psnr']:.2f} dB"
+            rate = "" if decoder_only else f" {stats['bpp']:.3f} bpp"  # fixed: not measured
+            text = f"q{stats['quality']:.0f}{rate} {stats['psnr']:.2f} dB"
             bar.update(task, completed=step, stats=text)
             if validation and step % val_every == 0:
                 points = recipe.validate(model, validation, (1, 3, 5))

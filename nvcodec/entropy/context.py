@@ -11,13 +11,18 @@ classes (``BlockAdaptiveEntropyModel``); at depth 1, one in 4. Per channel and s
 w (0..4) chosen when the tables are counted decides how: with w = 0 the context is a bucket of
 the neighbours' magnitude sum; with w > 0 the symbol coded is the value minus w/16 of the
 neighbours' sum (a prediction: w/4 of their mean), and the bucket is of the neighbours' spread
-around their mean. All integers: bit-exact on every machine. Each (channel, step, bucket) has
+around their mean. A second choice per channel and step, s (0..4), brings in the other
+channels: with s > 0 the bucket is of the sum plus the position's cross activity shifted right
+by s - 1 (the summed magnitudes of the channels the classes code, decoded first, plus an eighth
+of the modelled channels' neighbour-magnitude buckets: edges and texture show in many channels
+at once). All integers: bit-exact on every machine. Each (channel, step, bucket) has
 its own integer table, counted on training latents. Only the busiest channels are modelled
 (chosen when the tables are counted; the others carry a range of one value, ``modelled``), and
 each step is decoded at once, its symbols grouped by table: one coder call per table in use (a
 few hundred a tile), not one per symbol.
 
-Measured on Kodak with the shipped image model (40 channels modelled): weights/README.md.
+Measured on Kodak with the shipped image model (52 channels modelled; the cross-channel choice
+saved 3.5% of the bytes at q3 on 40): weights/README.md.
 """
 
 from __future__ import annotations
@@ -48,9 +53,18 @@ STEPS = ((2, DIAGONAL), (2, CROSS), (1, DIAGONAL), (1, CROSS))
 _CROSS_SHIFTS = ((0, 1), (2, 1), (1, 0), (1, 2))
 # Prediction weights w: a prediction is w/16 of the four neighbours' sum.
 WEIGHTS = 5
+# Cross-activity choices s: 0 none, s > 0 adds the cross activity >> (s - 1) to the sum.
+CROSSES = 5
 # Pseudo-counts of a channel's overall distribution mixed into each of its context tables.
 PRIOR_WEIGHT = 4.0
-_BUFFERS = ("context_offsets", "context_lengths", "context_pmf", "context_weights", "context_depth")
+_BUFFERS = (
+    "context_offsets",
+    "context_lengths",
+    "context_pmf",
+    "context_weights",
+    "context_crosses",
+    "context_depth",
+)
 
 
 @functools.cache
@@ -71,11 +85,21 @@ def class_coded(height: int, width: int, depth: int) -> np.ndarray:
 
 
 def neighbour_contexts(
-    known: np.ndarray, phase: int, weights: np.ndarray
+    known: np.ndarray, phase: int, weights: np.ndarray, crosses: np.ndarray, quiet: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(buckets, predictions), each (C, B, n), at the n positions of ``phase`` (DIAGONAL or
     CROSS) from the four neighbours' ``known`` values (C, B, H, W int64; 0 where not decoded
-    yet or outside), given each channel's prediction weight (C,)."""
+    yet or outside), given each channel's prediction weight and cross choice (C,) and the
+    summed magnitudes of the unmodelled channels, ``quiet`` (B, H, W)."""
+    activity, predictions, across = _neighbour_activity(known, phase, weights, quiet)
+    return _buckets(activity, crosses, across), predictions
+
+
+def _neighbour_activity(
+    known: np.ndarray, phase: int, weights: np.ndarray, quiet: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(activity, predictions), each (C, B, n), and the positions' cross activity (B, n), for
+    ``neighbour_contexts``: the buckets come from these and the cross choices."""
     height, width = known.shape[-2:]
     selected = phase_map(height, width) == phase
     padded = np.pad(known, ((0, 0), (0, 0), (1, 1), (1, 1)))
@@ -85,6 +109,9 @@ def neighbour_contexts(
     )
     # Magnitudes clipped where the last bucket starts: the sums stay small.
     activity = np.minimum(np.abs(around), THRESHOLDS[-1]).sum(axis=0)
+    # From the magnitudes of every channel, whatever its weight.
+    magnitude_buckets = _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])]
+    across = quiet[..., selected] + magnitude_buckets.sum(axis=0) // 8
     predictions = np.zeros_like(activity)
     predicting = np.nonzero(weights > 0)[0]  # few channels: the rest need no sums or spreads
     if predicting.size:
@@ -92,7 +119,17 @@ def neighbour_contexts(
         total = near.sum(axis=0)
         activity[predicting] = np.abs(4 * near - total).sum(axis=0) // 4
         predictions[predicting] = (weights[predicting].reshape(-1, 1, 1) * total + 8) // 16
-    return _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])], predictions
+    return activity, predictions, across
+
+
+def _buckets(activity: np.ndarray, crosses: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Bucket of each channel's activity (C, B, n), plus the cross activity (B, n) shifted
+    right by s - 1 in the channels whose cross choice s is not 0."""
+    crossing = np.nonzero(crosses > 0)[0]
+    if crossing.size:
+        activity = activity.copy()
+        activity[crossing] += across >> (crosses[crossing] - 1).reshape(-1, 1, 1)
+    return _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])]
 
 
 class NeighbourContexts(nn.Module):
@@ -123,49 +160,63 @@ class NeighbourContexts(nn.Module):
         return STEPS[len(STEPS) - 2 * self.depth :]
 
     def fit(self, latents: Iterable[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> None:
-        """Count every (channel, step, weight, bucket)'s symbols over ``latents`` ((C, H, W)
-        int64 each) on the range [lo, hi] per channel; keep per channel and step the weight
-        whose tables cost the fewest bits, each table mixed with its channel's overall counts.
-        The contexts have depth 2 after a fit (``shallower`` makes them depth 1)."""
+        """Count every (channel, step, weight, cross choice, bucket)'s symbols over ``latents``
+        ((C, H, W) int64 each) on the range [lo, hi] per channel; keep per channel and step the
+        weight and cross choice whose tables cost the fewest bits, each table mixed with its
+        channel's overall counts. The contexts have depth 2 after a fit (``shallower`` makes
+        them depth 1)."""
         lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
         lengths = hi - lo + 2
         widest = int(lengths.max())
-        # counts[c, step, weight, bucket, symbol]; symbols past a channel's length stay 0.
-        # Only modelled channels are counted (the others' tables are never used).
-        counts = np.zeros((self.channels, len(STEPS), WEIGHTS, BUCKETS, widest))
+        choices = WEIGHTS * CROSSES
+        # counts[c, step, choice, bucket, symbol] of the modelled channels (the others' tables
+        # are never used); symbols past a channel's length stay 0.
         active = np.nonzero(lengths > 2)[0]
+        counts = np.zeros((len(active), len(STEPS), choices, BUCKETS, widest))
+        cells_per_channel = choices * BUCKETS * widest
+        channel_base = (np.arange(len(active)) * cells_per_channel).reshape(-1, 1, 1)
         for latent in latents:
             values = latent[active, None]
+            quiet = np.abs(np.delete(latent, active, axis=0)).sum(axis=0)[None]
             known = np.where(class_coded(*latent.shape[-2:], depth=2), values, 0)
             for index, (stride, phase) in enumerate(STEPS):
                 grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
+                grid_quiet = quiet[..., ::stride, ::stride]
                 selected = phase_map(*grid.shape[-2:]) == phase
+                cells = []
                 for weight in range(WEIGHTS):
-                    weights = np.full(len(active), weight)
-                    buckets, predictions = neighbour_contexts(grid_known, phase, weights)
+                    activity, predictions, across = _neighbour_activity(
+                        grid_known, phase, np.full(len(active), weight), grid_quiet
+                    )
                     residuals = grid[..., selected] - predictions
                     symbols = self._indices(residuals, lo[active], lengths[active])
-                    cells = (buckets * widest + symbols).reshape(len(active), -1)
-                    for c, cell in zip(active, cells, strict=True):
-                        counts[c, index, weight] += np.bincount(
-                            cell, minlength=BUCKETS * widest
-                        ).reshape(BUCKETS, widest)
+                    for cross in range(CROSSES):
+                        buckets = _buckets(activity, np.full(len(active), cross), across)
+                        choice = weight * CROSSES + cross
+                        cells.append(channel_base + (choice * BUCKETS + buckets) * widest + symbols)
+                counts[:, index] += np.bincount(
+                    np.concatenate(cells, axis=None), minlength=len(active) * cells_per_channel
+                ).reshape(len(active), choices, BUCKETS, widest)
                 grid_known[..., selected] = grid[..., selected]
         with np.errstate(divide="ignore", invalid="ignore"):
             totals = counts.sum(axis=-1, keepdims=True)
             bits = -np.nansum(counts * np.log2(counts / totals), axis=(-2, -1))
-        chosen = bits.argmin(axis=-1)  # (C, step)
+        chosen = np.zeros((self.channels, len(STEPS)), dtype=np.int64)
+        chosen[active] = bits.argmin(axis=-1)
         rows = []
         for c, length in enumerate(lengths):
             for index in range(len(STEPS)):
-                count = counts[c, index, chosen[c, index], :, :length]
+                count = np.zeros((BUCKETS, length))
+                if c in active:
+                    count = counts[np.searchsorted(active, c), index, chosen[c, index], :, :length]
                 overall = count.sum(axis=0) + 1
                 prior = PRIOR_WEIGHT * overall / overall.sum()
                 rows += [quantize_pmf(row + prior) for row in count]
         self.context_offsets = torch.from_numpy(lo.astype(np.int32))
         self.context_lengths = torch.from_numpy(lengths.astype(np.int32))
         self.context_pmf = torch.from_numpy(np.concatenate(rows).astype(np.int32))
-        self.context_weights = torch.from_numpy(chosen.astype(np.int32).ravel())
+        self.context_weights = torch.from_numpy((chosen // CROSSES).astype(np.int32).ravel())
+        self.context_crosses = torch.from_numpy((chosen % CROSSES).astype(np.int32).ravel())
         self.context_depth = torch.tensor([2], dtype=torch.int32)
         self._tables = None
 
@@ -181,8 +232,9 @@ class NeighbourContexts(nn.Module):
             for r, length in zip(rows, lengths, strict=True)
         ]
         self.context_pmf = torch.from_numpy(np.concatenate(kept))
-        weights = self.context_weights.reshape(self.channels, len(STEPS))[:, 2:]
-        self.context_weights = weights.contiguous().reshape(-1)
+        for name in ("context_weights", "context_crosses"):
+            choices = getattr(self, name).reshape(self.channels, len(STEPS))[:, 2:]
+            setattr(self, name, choices.contiguous().reshape(-1))
         self.context_depth = torch.tensor([1], dtype=torch.int32)
         self._tables = None
 
@@ -200,6 +252,7 @@ class NeighbourContexts(nn.Module):
             lengths = self.context_lengths.numpy().astype(np.int64)
             flat = self.context_pmf.numpy()
             weights = self.context_weights.numpy()
+            crosses = self.context_crosses.numpy()
             tables_per_channel = steps * BUCKETS
             if lengths.shape != (self.channels,) or lengths.min() < 1:
                 raise BitstreamError("context tables: malformed lengths")
@@ -210,6 +263,11 @@ class NeighbourContexts(nn.Module):
                 or not ((weights >= 0) & (weights < WEIGHTS)).all()
             ):
                 raise BitstreamError("context tables: malformed prediction weights")
+            if (
+                crosses.shape != (self.channels * steps,)
+                or not ((crosses >= 0) & (crosses < CROSSES)).all()
+            ):
+                raise BitstreamError("context tables: malformed cross choices")
             row_lengths = np.repeat(lengths, tables_per_channel)
             pmf = np.zeros((row_lengths.size, row_lengths.max()), dtype=np.int32)
             pmf[np.arange(pmf.shape[1]) < row_lengths[:, None]] = flat
@@ -228,26 +286,40 @@ class NeighbourContexts(nn.Module):
         """The channels the contexts code: those fitted with a range of more than one value."""
         return np.nonzero(self.context_lengths.numpy() > 2)[0]
 
-    def _ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(lo, lengths, hi, weights (C, step)) of the modelled channels."""
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lo, lengths, hi, weights (C, step), cross choices (C, step)) of the modelled
+        channels."""
         self.tables  # noqa: B018 -- validates the buffers first
         modelled = self.modelled
         lo = self.context_offsets.numpy().astype(np.int64)[modelled]
         lengths = self.context_lengths.numpy().astype(np.int64)[modelled]
         weights = self.context_weights.numpy().astype(np.int64).reshape(self.channels, -1)
-        return lo, lengths, lo + lengths - 2, weights[modelled]
+        crosses = self.context_crosses.numpy().astype(np.int64).reshape(self.channels, -1)
+        return lo, lengths, lo + lengths - 2, weights[modelled], crosses[modelled]
+
+    def _quiet(self, values: np.ndarray) -> np.ndarray:
+        """(B, H, W) summed magnitudes of the channels of ``values`` (C, B, H, W) the
+        contexts do not model (the classes code them, before the contexts run)."""
+        return np.abs(np.delete(values, self.modelled, axis=0)).sum(axis=0)
 
     def compress(self, values: np.ndarray) -> bytes:
         """Code the ``STEPS`` of the modelled channels of ``values`` (C, B, H, W) int64, given
         their ``class_coded`` positions (which the caller codes)."""
-        lo, lengths, hi, weights = self._ranges()
+        lo, lengths, hi, weights, crosses = self._ranges()
+        quiet = self._quiet(values)
         values = values[self.modelled]
         known = np.where(class_coded(*values.shape[-2:], self.depth), values, 0)
         encoder = Encoder()
         for index, (stride, phase) in enumerate(self.steps):
             grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
-            buckets, predictions = neighbour_contexts(grid_known, phase, weights[:, index])
+            buckets, predictions = neighbour_contexts(
+                grid_known,
+                phase,
+                weights[:, index],
+                crosses[:, index],
+                quiet[..., ::stride, ::stride],
+            )
             residuals = grid[..., selected] - predictions
             indices = self._indices(residuals, lo, lengths)
             encoder.add_by_table(self.tables, self._rows(buckets, index), indices)
@@ -260,14 +332,17 @@ class NeighbourContexts(nn.Module):
     def decompress(self, data: bytes, latent: np.ndarray) -> None:
         """Fill in the context-coded positions of the modelled channels of ``latent``
         (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
-        lo, lengths, hi, weights = self._ranges()
+        lo, lengths, hi, weights, crosses = self._ranges()
         modelled = self.modelled
+        quiet = self._quiet(latent)
         values = np.where(class_coded(*latent.shape[-2:], self.depth), latent[modelled], 0)
         decoder = Decoder(data)
         for index, (stride, phase) in enumerate(self.steps):
             grid = values[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
-            buckets, predictions = neighbour_contexts(grid, phase, weights[:, index])
+            buckets, predictions = neighbour_contexts(
+                grid, phase, weights[:, index], crosses[:, index], quiet[..., ::stride, ::stride]
+            )
             rows = self._rows(buckets, index)
             indices = decoder.read_by_table(self.tables, rows).astype(np.int64).reshape(rows.shape)
             residuals = indices + lo[:, None, None]

@@ -86,6 +86,29 @@ class BandRefiner(nn.Module):
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.tail(self.blocks(self.head(latent)))
 
+    @torch.no_grad()
+    def widened(self, width: int) -> BandRefiner:
+        """A copy ``width`` channels wide computing the same function: the new channels start
+        from small random weights, and nothing reads them yet (their outgoing weights are
+        zero), so training grows a trained refiner instead of starting one from zero."""
+        old = self.head.out_channels
+        if width < old:
+            raise ValueError(f"cannot widen a refiner of {old} channels to {width}")
+        wide = BandRefiner(self.head.in_channels, self.tail.out_channels, width, len(self.blocks))
+        convs = [(self.head, wide.head)]
+        for block, wide_block in zip(self.blocks, wide.blocks, strict=True):
+            convs += [(block.body[0], wide_block.body[0]), (block.body[2], wide_block.body[2])]
+        convs.append((self.tail, wide.tail))
+        for trained, grown in convs:
+            outputs, inputs = trained.weight.shape[:2]
+            grown.weight[:outputs, inputs:] = 0  # old channels ignore the new ones
+            grown.weight[:outputs, :inputs] = trained.weight
+            grown.bias[:outputs] = trained.bias
+        for block in wide.blocks:  # new channels pass the residual stream through unchanged
+            block.body[2].weight[old:] = 0
+            block.body[2].bias[old:] = 0
+        return wide
+
 
 def padded_unit(pixels: np.ndarray, block: int) -> torch.Tensor:
     """(H, W, 3) uint8 pixels as the model's input: (1, 3, H', W') in [-0.5, 0.5], edges

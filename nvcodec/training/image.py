@@ -4,7 +4,9 @@ The recipe, in order (``nvcodec train image`` runs it; every step is seeded):
 1. ``pca_init``: the shallow encoder starts as the PCA of the wavelet bands of random crops, the
    linear decoder as its transpose (a working codec before any gradient step).
 2. ``train``: end-to-end rate-distortion training, loss = lambda_q * 255^2 * MSE + bpp, a random
-   quality level per step, with checkpoints to resume from.
+   quality level per step, with checkpoints to resume from. With ``decoder_only`` the encoder,
+   gains and densities stay as they are and the decoder alone learns from the symbols the
+   encoder really codes (``decoder_loss``).
 3. ``export``: every level's density is finalized into integer CDF tables, then the weights go to
    the store as safetensors + manifest with the recipe.
 
@@ -58,6 +60,7 @@ class TrainSettings:
     decoder_blocks: int | None = None
     device: str = "cpu"
     context_channels: int | None = None
+    decoder_only: bool = False
 
 
 def image_paths(directories: Sequence[str | Path], *, allow_kodak: bool = False) -> list[Path]:
@@ -125,6 +128,25 @@ def rd_loss(
     return lmbda * 255**2 * mse + bpp, bpp.item(), psnr
 
 
+def decoder_loss(
+    model: WaveletImageCodec, x: torch.Tensor, quality: int
+) -> tuple[torch.Tensor, float, float]:
+    """(loss, bpp (0: not measured), psnr) for training the decoder alone: it sees the symbols
+    the encoder codes (``quantize``: rounded, with the dead zone), where R-D training feeds it
+    noisy latents. The rate is fixed, so the loss is the distortion in dB, which weighs every
+    level's dB alike (as a BD-rate does)."""
+    with torch.no_grad():
+        symbols = model.quantize(model.encode_latent(x, quality))
+    mse = F.mse_loss(model.decode_latent(symbols, quality), x)
+    return 10 * torch.log10(mse), 0.0, -10 * math.log10(max(mse.item(), 1e-12))
+
+
+def decoder_parameters_only(model: WaveletImageCodec) -> None:
+    """Freeze everything but the decoder (linear synthesis and refiner) for ``decoder_loss``."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(("synthesis.", "refiner.")))
+
+
 def train(
     model: WaveletImageCodec,
     sampler: CropSampler,
@@ -136,10 +158,15 @@ def train(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_every: int = 200,
 ) -> None:
-    """Rate-distortion training on random crops from ``start_step`` (resumable)."""
+    """Rate-distortion training (or, with ``settings.decoder_only``, decoder training) on
+    random crops from ``start_step`` (resumable)."""
+    if settings.decoder_only:
+        decoder_parameters_only(model)
 
     def step_loss(quality: int, lmbda: float) -> tuple[torch.Tensor, float, float]:
         batch = sampler.batch(settings.batch).to(settings.device, non_blocking=True)
+        if settings.decoder_only:
+            return decoder_loss(model, batch, quality)
         return rd_loss(model, batch, quality, lmbda)
 
     train_levels(
@@ -223,11 +250,13 @@ def reconfigured(
     refiner: Mapping[str, int] | None = None,
 ) -> WaveletImageCodec:
     """A copy of ``model`` with other density classes and/or quality gains, for a density refit,
-    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``), which then
-    starts from zero.
+    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``): a wider one of
+    as many blocks grows from the trained one (``BandRefiner.widened``), any other starts from
+    zero.
 
-    The encoder and the linear decoder are kept. Each new level starts from the densities of
-    the trained level with the nearest gain, and every class from that level's first class;
+    The encoder and the linear decoder are kept, and with the same classes and gains the
+    densities and tables too. Otherwise each new level starts from the densities of the trained
+    level with the nearest gain, and every class from that level's first class;
     ``fit_densities`` then fits them to their own latents.
     """
     gains = tuple(gains) if gains is not None else model.config.gains
@@ -238,10 +267,20 @@ def reconfigured(
         model.config.decoder_width,
         model.config.decoder_blocks,
     )
-    dropped = ("entropy_models.", "refiner.") if new_refiner else ("entropy_models.",)
+    new_densities = (classes, gains) != (model.config.entropy_classes, model.config.gains)
+    dropped = ("entropy_models.",) if new_densities else ()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
     if new_refiner:
-        state.update({k: v for k, v in grown.state_dict().items() if k.startswith("refiner.")})
+        refiner_module = grown.refiner
+        if config.decoder_blocks == model.config.decoder_blocks and (
+            config.decoder_width >= model.config.decoder_width
+        ):
+            refiner_module = model.refiner.widened(config.decoder_width)
+        state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
+        state.update({f"refiner.{k}": v for k, v in refiner_module.state_dict().items()})
+    if not new_densities:
+        grown.load_state_dict(state)
+        return grown
     state["log_gains"] = torch.log(torch.tensor(gains))
     for level, gain in enumerate(gains):
         source = int(torch.argmin((trained.log() - math.log(gain)).abs()))
