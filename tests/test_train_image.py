@@ -86,7 +86,8 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
     """The shipped model has neighbour contexts; one more step of training from it refits
     them on the new latents for as many channels, and the result codes exactly."""
     shipped = ImageCodec.load()
-    assert all(len(m.contexts.modelled) == 40 for m in shipped.model.entropy_models)
+    channels = {len(m.contexts.modelled) for m in shipped.model.entropy_models}
+    assert len(channels) == 1 and channels.pop() >= 40
     data, photo = _one_photo(tmp_path, samples_dir)
     out = tmp_path / "more"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
@@ -95,7 +96,8 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
     assert result.exit_code == 0, result.output
 
     codec = ImageCodec(load_model("image-wavelet", search=[out]))
-    assert all(0 < len(m.contexts.modelled) <= 40 for m in codec.model.entropy_models)
+    shipped_channels = len(shipped.model.entropy_models[0].contexts.modelled)
+    assert all(0 < len(m.contexts.modelled) <= shipped_channels for m in codec.model.entropy_models)
     crop = photo[200:264, 300:380]
     latent = codec.latents(crop, 3)
     entropy_model = codec.model.entropy_models[3]

@@ -369,6 +369,9 @@ def train_video(
                 intra_model=image.manifest.model_id,
                 intra_sha256=image.manifest.sha256,
                 gains=tuple(image.model.log_gains.detach().exp().tolist()),
+                # The refiner starts as the image model's: the same shape.
+                decoder_width=image.config.decoder_width,
+                decoder_blocks=image.config.decoder_blocks,
             )
         )
         model.start_from_image_model(image.model)
