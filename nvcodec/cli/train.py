@@ -90,7 +90,11 @@ def train_image(
     ] = None,
     decoder_width: Annotated[
         int | None,
-        typer.Option(min=8, help="Refiner width (with --init: a new refiner, from zero)."),
+        typer.Option(
+            min=8,
+            help="Refiner width (with --init: wider at as many blocks grows the trained "
+            "refiner, otherwise a new one from zero).",
+        ),
     ] = None,
     decoder_blocks: Annotated[
         int | None,

@@ -122,6 +122,12 @@ def _neighbour_activity(
     return activity, predictions, across
 
 
+def _quiet(values: np.ndarray, modelled: np.ndarray) -> np.ndarray:
+    """(B, H, W) summed magnitudes of the channels of ``values`` (C, B, H, W) that are not
+    ``modelled`` (the classes code them, before the contexts run)."""
+    return np.abs(np.delete(values, modelled, axis=0)).sum(axis=0)
+
+
 def _buckets(activity: np.ndarray, crosses: np.ndarray, across: np.ndarray) -> np.ndarray:
     """Bucket of each channel's activity (C, B, n), plus the cross activity (B, n) shifted
     right by s - 1 in the channels whose cross choice s is not 0."""
@@ -133,10 +139,10 @@ def _buckets(activity: np.ndarray, crosses: np.ndarray, across: np.ndarray) -> n
 
 
 class NeighbourContexts(nn.Module):
-    """Per channel and step, a prediction weight and ``BUCKETS`` integer tables over
-    the channel's range [offset, offset + length - 2] plus an escape symbol (``escape``: any
-    integer stays codable). Empty (no ``fitted`` tables) until ``fit`` runs or a state dict
-    with tables loads."""
+    """Per channel and step, a prediction weight, a cross choice and ``BUCKETS`` integer
+    tables over the channel's range [offset, offset + length - 2] plus an escape symbol
+    (``escape``: any integer stays codable). Empty (no ``fitted`` tables) until ``fit`` runs or
+    a state dict with tables loads."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -177,7 +183,7 @@ class NeighbourContexts(nn.Module):
         channel_base = (np.arange(len(active)) * cells_per_channel).reshape(-1, 1, 1)
         for latent in latents:
             values = latent[active, None]
-            quiet = np.abs(np.delete(latent, active, axis=0)).sum(axis=0)[None]
+            quiet = _quiet(latent[:, None], active)
             known = np.where(class_coded(*latent.shape[-2:], depth=2), values, 0)
             for index, (stride, phase) in enumerate(STEPS):
                 grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
@@ -297,16 +303,11 @@ class NeighbourContexts(nn.Module):
         crosses = self.context_crosses.numpy().astype(np.int64).reshape(self.channels, -1)
         return lo, lengths, lo + lengths - 2, weights[modelled], crosses[modelled]
 
-    def _quiet(self, values: np.ndarray) -> np.ndarray:
-        """(B, H, W) summed magnitudes of the channels of ``values`` (C, B, H, W) the
-        contexts do not model (the classes code them, before the contexts run)."""
-        return np.abs(np.delete(values, self.modelled, axis=0)).sum(axis=0)
-
     def compress(self, values: np.ndarray) -> bytes:
         """Code the ``STEPS`` of the modelled channels of ``values`` (C, B, H, W) int64, given
         their ``class_coded`` positions (which the caller codes)."""
         lo, lengths, hi, weights, crosses = self._ranges()
-        quiet = self._quiet(values)
+        quiet = _quiet(values, self.modelled)
         values = values[self.modelled]
         known = np.where(class_coded(*values.shape[-2:], self.depth), values, 0)
         encoder = Encoder()
@@ -334,7 +335,7 @@ class NeighbourContexts(nn.Module):
         (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
         lo, lengths, hi, weights, crosses = self._ranges()
         modelled = self.modelled
-        quiet = self._quiet(latent)
+        quiet = _quiet(latent, modelled)
         values = np.where(class_coded(*latent.shape[-2:], self.depth), latent[modelled], 0)
         decoder = Decoder(data)
         for index, (stride, phase) in enumerate(self.steps):
