@@ -45,7 +45,8 @@ def models() -> tuple[BlockAdaptiveEntropyModel, BlockAdaptiveEntropyModel]:
         fit_density(plain.densities[k], values, steps=200)
     plain.finalize()
     contexts = copy.deepcopy(plain)
-    contexts.fit_contexts((torch.round(y) for y in train), channels=3)
+    contexts.fit_contexts((torch.round(y) for y in train), channels=3, leaders=1)
+    assert len(contexts.contexts._groups()) == 2  # the leader, then the other two
     return plain, contexts
 
 
@@ -75,6 +76,48 @@ def test_same_bytes_every_time_and_damage_is_an_error(models) -> None:
     for cut in (0, 5, len(data) // 2, len(data) - 1):
         with pytest.raises(BitstreamError):
             contexts.decompress(data[:cut], y.shape)
+
+
+@pytest.fixture(scope="module")
+def factorized(models) -> BlockAdaptiveEntropyModel:
+    """One class and no contexts: the factorized prior."""
+    plain, _ = models
+    one = BlockAdaptiveEntropyModel(CHANNELS, 1, block=4)
+    one.densities[0].load_state_dict(plain.densities[0].state_dict())
+    return one
+
+
+@pytest.mark.parametrize("which", ["factorized", "classes", "contexts"])
+def test_rate_distortion_choice_lowers_magnitudes_and_decodes_exactly(
+    models, factorized, which: str
+) -> None:
+    """``encode`` with error costs lowers some magnitudes by one (never anything else), the
+    payload decodes to exactly the symbols it returns and is smaller; with prohibitive error
+    costs it is plain rounding, byte for byte."""
+    model = {"factorized": factorized, "classes": models[0], "contexts": models[1]}[which]
+    y = correlated(11)
+    rounded = torch.round(y)
+    unchanged, payload = model.encode(y, np.full(CHANNELS, 1e9))
+    assert torch.equal(unchanged, rounded) and payload == model.compress(y)
+    symbols, payload = model.encode(y, np.full(CHANNELS, 0.5))
+    assert torch.equal(model.decompress(payload, y.shape), symbols)
+    lowered = symbols != rounded
+    assert lowered.any()
+    assert torch.equal(symbols[lowered], rounded[lowered] - rounded[lowered].sign())
+    assert len(payload) < len(model.compress(y))
+
+
+def test_rate_distortion_choice_weighs_each_channel(models) -> None:
+    """A channel whose error costs nothing is lowered wherever that saves bits; one whose
+    error is prohibitive keeps its rounded values."""
+    _, contexts = models
+    y = correlated(12)
+    modelled = contexts.contexts.modelled
+    error_bits = np.full(CHANNELS, 1e9)
+    error_bits[modelled[0]] = 0.0
+    symbols, _ = contexts.encode(y, error_bits)
+    changed = (symbols != torch.round(y)).flatten(2).any(dim=2)[0]
+    assert changed.tolist() == [c == modelled[0] for c in range(CHANNELS)]
 
 
 def test_phases_tile_the_lattice() -> None:
@@ -154,6 +197,24 @@ def test_busy_positions_are_told_by_the_other_channels(monkeypatch) -> None:
     assert contexts_bytes < 0.97 * len(blind.contexts.compress(values))
 
 
+def test_leaders_tell_the_others_how_busy_their_position_is() -> None:
+    """With every channel modelled, the two large ones coded first in each step tell the six
+    small ones which positions are busy: fewer bytes than the same fit without leaders."""
+    train = [busy_everywhere(seed) for seed in range(30)]
+    model = BlockAdaptiveEntropyModel(8, 1)
+    everything = torch.cat([y.transpose(0, 1).reshape(8, -1) for y in train], dim=1)
+    fit_density(model.densities[0], everything[None, :, :, None], steps=200)
+    model.finalize()
+    alone = copy.deepcopy(model)
+    model.fit_contexts((torch.round(y) for y in train), channels=8, leaders=2)
+    alone.fit_contexts((torch.round(y) for y in train), channels=8, leaders=0)
+    assert model.contexts.context_leaders.tolist() == [0, 1]
+    y = busy_everywhere(99)
+    coded = model.compress(y)
+    assert torch.equal(model.decompress(coded, y.shape), torch.round(y))
+    assert len(coded) < 0.97 * len(alone.compress(y))
+
+
 @pytest.mark.parametrize("depth", [1, 2])
 def test_both_depths_round_trip(models, depth: int) -> None:
     plain, _ = models
@@ -175,7 +236,13 @@ def test_classes_code_every_second_or_fourth_row_and_column() -> None:
 
 @pytest.mark.parametrize(
     "buffer, value",
-    [("context_weights", 9), ("context_depth", 3), ("context_weights", -1), ("context_crosses", 5)],
+    [
+        ("context_weights", 9),
+        ("context_depth", 3),
+        ("context_weights", -1),
+        ("context_crosses", 5),
+        ("context_leaders", 99),
+    ],
 )
 def test_malformed_context_buffers_are_bitstream_errors(models, buffer: str, value: int) -> None:
     state = {k: v.clone() for k, v in models[1].state_dict().items()}

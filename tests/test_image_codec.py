@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from nvcodec.codecs.image import TILE_LATENT, ImageCodec
 from nvcodec.errors import BitstreamError
 from nvcodec.io.image import read_image
+from nvcodec.models.image_codec import RD_SLOPE, padded_unit
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,27 @@ def _payload_parts(data: bytes) -> list[bytes]:
         parts.append(data[position + 4 : position + 4 + length])
         position += 4 + length
     return parts
+
+
+def test_encoder_trades_bits_for_little_error(codec: ImageCodec, photo: np.ndarray) -> None:
+    """The shipped encoder's symbols (rate-distortion optimized) cost fewer bytes than plain
+    rounding and lower the Lagrangian cost, squared error + lambda * bits, that it weighs."""
+    model, quality = codec.model, 3
+    with torch.inference_mode():
+        x = padded_unit(photo[:256, :256], model.config.block)
+        latent = model.encode_latent(x, quality)
+        entropy_model = model.entropy_models[quality]
+        chosen, payload = entropy_model.encode(latent, model.error_bits())
+        rounded = torch.round(latent)
+        plain = entropy_model.compress(rounded)
+        lmbda = RD_SLOPE / float(model.log_gains[quality].exp()) ** 2
+
+        def cost(symbols: torch.Tensor, size: int) -> float:
+            error = (model.decode_latent(symbols, quality) - x).square().sum()
+            return float(error) + lmbda * 8 * size
+
+        assert len(payload) < 0.95 * len(plain)
+        assert cost(chosen, len(payload)) < cost(rounded, len(plain))
 
 
 def test_decoded_latent_is_bit_exact(codec: ImageCodec, photo: np.ndarray) -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nvcodec.cli.errors import user_errors
+from nvcodec.entropy.adaptive import CONTEXT_LEADERS
 from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest
 from nvcodec.training.common import load_checkpoint, recipe_of
@@ -118,6 +119,14 @@ def train_image(
             "with contexts refits them on its own count).",
         ),
     ] = None,
+    context_leaders: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Of those, the busiest coded first in each context step: the others' "
+            "contexts see their magnitudes at the same position.",
+        ),
+    ] = CONTEXT_LEADERS,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -142,6 +151,7 @@ def train_image(
         decoder_blocks=decoder_blocks,
         device=device,
         context_channels=context_channels,
+        context_leaders=context_leaders,
         decoder_only=decoder_only,
     )
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
@@ -198,7 +208,7 @@ def train_image(
         )
     contexts = context_channels or max(len(m.contexts.modelled) for m in model.entropy_models)
     if contexts:
-        recipe.fit_contexts(model, recipe.image_paths(data), contexts)
+        recipe.fit_contexts(model, recipe.image_paths(data), contexts, context_leaders)
     made = _recipe(settings, began, base)
     manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")

@@ -117,22 +117,31 @@ class ImageCodec:
 
     @torch.inference_mode()
     def latents(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> torch.Tensor:
-        """The quantized latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
-        return torch.cat(list(self._latent_strips(as_pixels(pixels), quality)), dim=2)
+        """The latent symbols (1, C, H/8, W/8) the bitstream codes, as float."""
+        strips = self._coded_tiles(as_pixels(pixels), quality)
+        return torch.cat([torch.cat([s for s, _ in tiles], dim=3) for tiles in strips], dim=2)
 
-    def _latent_strips(self, pixels: np.ndarray, quality: int) -> Iterator[torch.Tensor]:
-        """The quantized latent, ``TILE_LATENT`` rows at a time from the top. The analysis is
-        local to each wavelet block, so neither the latent nor a float copy of the image is
-        ever needed whole."""
+    def _coded_tiles(
+        self, pixels: np.ndarray, quality: int
+    ) -> Iterator[list[tuple[torch.Tensor, bytes]]]:
+        """Each tile's (symbols, payload), left to right, ``TILE_LATENT`` latent rows at a time
+        from the top; the encoder chooses the symbols under the tables that code them (see
+        ``WaveletImageCodec.symbols``). The analysis is local to each wavelet block, so neither
+        the latent nor a float copy of the image is ever needed whole."""
         self._check_quality(quality)
+        entropy_model = self.model.entropy_models[quality]
+        error_bits = self.model.error_bits()
         color = _color_planes(pixels)
         block = self.config.block
         strip = TILE_LATENT * block
         for top in range(0, color.shape[0], strip):
             x = padded_unit(color[top : top + strip], block)
             with one_thread():
-                latent = self.model.quantize(self.model.encode_latent(x.to(self.device), quality))
-            yield latent.cpu()
+                latent = self.model.encode_latent(x.to(self.device), quality).cpu()
+            yield [
+                entropy_model.encode(latent[..., left : left + TILE_LATENT], error_bits)
+                for left in range(0, latent.shape[3], TILE_LATENT)
+            ]
 
     @torch.inference_mode()
     def encode(self, pixels: Pixels, quality: int = DEFAULT_QUALITY) -> bytes:
@@ -142,13 +151,11 @@ class ImageCodec:
         if height * width > MAX_PIXELS:
             raise ValueError(f"{width}x{height} exceeds {MAX_PIXELS} pixels")
         self._check_quality(quality)
-        entropy_model = self.model.entropy_models[quality]
         has_alpha = pixels.shape[2] in (2, 4)
         channels = (1 if pixels.shape[2] <= 2 else 3) + int(has_alpha)
         out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels, height, width, TILE_LATENT)]
-        for strip in self._latent_strips(pixels, quality):
-            for left in range(0, strip.shape[3], TILE_LATENT):
-                coded = entropy_model.compress(strip[:, :, :, left : left + TILE_LATENT])
+        for tiles in self._coded_tiles(pixels, quality):
+            for _, coded in tiles:
                 out += [_LENGTH.pack(len(coded)), coded]
         alpha = _png_bytes(pixels[..., -1]) if has_alpha else b""
         out += [_LENGTH.pack(len(alpha)), alpha]

@@ -250,8 +250,7 @@ class EntropyBottleneck(nn.Module):
         channels = np.arange(self.channels) if channels is None else channels
         tables, indices, escapes = self._symbols(values, channels)
         encoder = Encoder()
-        for row, c in enumerate(channels):
-            encoder.add(tables, c, indices[row])
+        encoder.add_rows(tables, channels, indices)
         escape.add(encoder, *escapes)
         return encoder.finish()
 

@@ -15,11 +15,14 @@ around their mean. A second choice per channel and step, s (0..4), brings in the
 channels: with s > 0 the bucket is of the sum plus the position's cross activity shifted right
 by s - 1 (the summed magnitudes of the channels the classes code, decoded first, plus an eighth
 of the modelled channels' neighbour-magnitude buckets: edges and texture show in many channels
-at once). All integers: bit-exact on every machine. Each (channel, step, bucket) has
+at once); the busiest modelled channels, the leaders, are coded first in each step, and the
+others' cross activity adds the buckets of the leaders' magnitudes at the same position. All
+integers: bit-exact on every machine. Each (channel, step, bucket) has
 its own integer table, counted on training latents. Only the busiest channels are modelled
 (chosen when the tables are counted; the others carry a range of one value, ``modelled``), and
 each step is decoded at once, its symbols grouped by table: one coder call per table in use (a
-few hundred a tile), not one per symbol.
+few hundred a tile), not one per symbol. The encoder may weigh each symbol's bits under the
+context it is coded in against its error (``compress`` with penalties).
 
 Measured on Kodak with the shipped image model (52 channels modelled; the cross-channel choice
 saved 3.5% of the bytes at q3 on 40): weights/README.md.
@@ -57,6 +60,7 @@ WEIGHTS = 5
 CROSSES = 5
 # Pseudo-counts of a channel's overall distribution mixed into each of its context tables.
 PRIOR_WEIGHT = 4.0
+_NO_CHANNELS = np.zeros(0, dtype=np.int64)
 _BUFFERS = (
     "context_offsets",
     "context_lengths",
@@ -64,6 +68,7 @@ _BUFFERS = (
     "context_weights",
     "context_crosses",
     "context_depth",
+    "context_leaders",
 )
 
 
@@ -76,6 +81,13 @@ def phase_map(height: int, width: int) -> np.ndarray:
     return phases
 
 
+@functools.cache
+def _positions(height: int, width: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the positions of ``phase``, in the order ``[..., selected]`` lists
+    them."""
+    return np.nonzero(phase_map(height, width) == phase)
+
+
 def class_coded(height: int, width: int, depth: int) -> np.ndarray:
     """(H, W) mask of the positions contexts of ``depth`` leave to the classes: every
     ``2**depth``-th row and column."""
@@ -84,38 +96,35 @@ def class_coded(height: int, width: int, depth: int) -> np.ndarray:
     return (row == 0) & (column == 0)
 
 
-def neighbour_contexts(
-    known: np.ndarray, phase: int, weights: np.ndarray, crosses: np.ndarray, quiet: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(buckets, predictions), each (C, B, n), at the n positions of ``phase`` (DIAGONAL or
-    CROSS) from the four neighbours' ``known`` values (C, B, H, W int64; 0 where not decoded
-    yet or outside), given each channel's prediction weight and cross choice (C,) and the
-    summed magnitudes of the unmodelled channels, ``quiet`` (B, H, W)."""
-    activity, predictions, across = _neighbour_activity(known, phase, weights, quiet)
-    return _buckets(activity, crosses, across), predictions
-
-
 def _neighbour_activity(
     known: np.ndarray, phase: int, weights: np.ndarray, quiet: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(activity, predictions), each (C, B, n), and the positions' cross activity (B, n), for
-    ``neighbour_contexts``: the buckets come from these and the cross choices."""
+    """(activity, predictions), each (C, B, n), and the positions' cross activity (B, n) at
+    the n positions of ``phase`` (DIAGONAL or CROSS), from the four neighbours' ``known``
+    values (C, B, H, W int64; 0 where not decoded yet or outside), given each channel's
+    prediction weight (C,) and the summed magnitudes of the unmodelled channels, ``quiet``
+    (B, H, W). ``_buckets`` turns them into each symbol's bucket."""
     height, width = known.shape[-2:]
     selected = phase_map(height, width) == phase
-    padded = np.pad(known, ((0, 0), (0, 0), (1, 1), (1, 1)))
     shifts = ((0, 0), (0, 2), (2, 0), (2, 2)) if phase == DIAGONAL else _CROSS_SHIFTS
-    around = np.stack(
-        [padded[..., dy : dy + height, dx : dx + width][..., selected] for dy, dx in shifts]
+
+    def around(array: np.ndarray) -> list[np.ndarray]:
+        padded = np.pad(array, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        return [padded[..., dy : dy + height, dx : dx + width][..., selected] for dy, dx in shifts]
+
+    # Magnitudes clipped where the last bucket starts, as bytes (their sums fit one too):
+    # gathering bytes is several times faster than gathering the int64 values.
+    first, second, third, fourth = around(
+        np.minimum(np.abs(known), THRESHOLDS[-1]).astype(np.uint8)
     )
-    # Magnitudes clipped where the last bucket starts: the sums stay small.
-    activity = np.minimum(np.abs(around), THRESHOLDS[-1]).sum(axis=0)
+    activity = (first + second + third + fourth).astype(np.int64)
     # From the magnitudes of every channel, whatever its weight.
     magnitude_buckets = _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])]
     across = quiet[..., selected] + magnitude_buckets.sum(axis=0) // 8
     predictions = np.zeros_like(activity)
     predicting = np.nonzero(weights > 0)[0]  # few channels: the rest need no sums or spreads
     if predicting.size:
-        near = around[:, predicting]
+        near = np.stack(around(known[predicting]))
         total = near.sum(axis=0)
         activity[predicting] = np.abs(4 * near - total).sum(axis=0) // 4
         predictions[predicting] = (weights[predicting].reshape(-1, 1, 1) * total + 8) // 16
@@ -124,17 +133,29 @@ def _neighbour_activity(
 
 def _quiet(values: np.ndarray, modelled: np.ndarray) -> np.ndarray:
     """(B, H, W) summed magnitudes of the channels of ``values`` (C, B, H, W) that are not
-    ``modelled`` (the classes code them, before the contexts run)."""
-    return np.abs(np.delete(values, modelled, axis=0)).sum(axis=0)
+    ``modelled`` (the classes code them, before the contexts run). Most of those are all 0:
+    only the others are summed."""
+    others = np.ones(len(values), dtype=bool)
+    others[modelled] = False
+    others &= values.reshape(len(values), -1).any(axis=1)
+    return np.abs(values[others]).sum(axis=0)
+
+
+def _leading_activity(symbols: np.ndarray) -> np.ndarray:
+    """(B, n) the leaders' symbols (L, B, n) as cross activity for the rest: the sum of their
+    magnitudes' buckets (large values would swamp the other cross activity)."""
+    return _BUCKET_OF_SUM[np.minimum(np.abs(symbols), THRESHOLDS[-1])].sum(axis=0)
 
 
 def _buckets(activity: np.ndarray, crosses: np.ndarray, across: np.ndarray) -> np.ndarray:
-    """Bucket of each channel's activity (C, B, n), plus the cross activity (B, n) shifted
-    right by s - 1 in the channels whose cross choice s is not 0."""
+    """Bucket of each channel's activity (C, B, n), plus the cross activity ((B, n), or
+    (C, B, n) per channel) shifted right by s - 1 in the channels whose cross choice s is
+    not 0."""
     crossing = np.nonzero(crosses > 0)[0]
     if crossing.size:
         activity = activity.copy()
-        activity[crossing] += across >> (crosses[crossing] - 1).reshape(-1, 1, 1)
+        shifts = (crosses[crossing] - 1).reshape(-1, 1, 1)
+        activity[crossing] += np.broadcast_to(across, activity.shape)[crossing] >> shifts
     return _BUCKET_OF_SUM[np.minimum(activity, THRESHOLDS[-1])]
 
 
@@ -165,12 +186,19 @@ class NeighbourContexts(nn.Module):
     def steps(self) -> tuple[tuple[int, int], ...]:
         return STEPS[len(STEPS) - 2 * self.depth :]
 
-    def fit(self, latents: Iterable[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> None:
+    def fit(
+        self,
+        latents: Iterable[np.ndarray],
+        lo: np.ndarray,
+        hi: np.ndarray,
+        leaders: np.ndarray = _NO_CHANNELS,
+    ) -> None:
         """Count every (channel, step, weight, cross choice, bucket)'s symbols over ``latents``
         ((C, H, W) int64 each) on the range [lo, hi] per channel; keep per channel and step the
         weight and cross choice whose tables cost the fewest bits, each table mixed with its
-        channel's overall counts. The contexts have depth 2 after a fit (``shallower`` makes
-        them depth 1)."""
+        channel's overall counts. The ``leaders`` (modelled channels) are coded first in each
+        step, and the others' cross activity adds their magnitudes at the same position. The
+        contexts have depth 2 after a fit (``shallower`` makes them depth 1)."""
         lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
         lengths = hi - lo + 2
         widest = int(lengths.max())
@@ -178,6 +206,9 @@ class NeighbourContexts(nn.Module):
         # counts[c, step, choice, bucket, symbol] of the modelled channels (the others' tables
         # are never used); symbols past a channel's length stay 0.
         active = np.nonzero(lengths > 2)[0]
+        leading = np.isin(active, leaders)
+        if not np.isin(leaders, active).all():
+            raise ValueError("leaders must be modelled channels")
         counts = np.zeros((len(active), len(STEPS), choices, BUCKETS, widest))
         cells_per_channel = choices * BUCKETS * widest
         channel_base = (np.arange(len(active)) * cells_per_channel).reshape(-1, 1, 1)
@@ -189,11 +220,14 @@ class NeighbourContexts(nn.Module):
                 grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
                 grid_quiet = quiet[..., ::stride, ::stride]
                 selected = phase_map(*grid.shape[-2:]) == phase
+                same_position = _leading_activity(grid[leading][..., selected])
                 cells = []
                 for weight in range(WEIGHTS):
                     activity, predictions, across = _neighbour_activity(
                         grid_known, phase, np.full(len(active), weight), grid_quiet
                     )
+                    if leading.any():
+                        across = np.where(leading[:, None, None], across, across + same_position)
                     residuals = grid[..., selected] - predictions
                     symbols = self._indices(residuals, lo[active], lengths[active])
                     for cross in range(CROSSES):
@@ -224,6 +258,7 @@ class NeighbourContexts(nn.Module):
         self.context_weights = torch.from_numpy((chosen // CROSSES).astype(np.int32).ravel())
         self.context_crosses = torch.from_numpy((chosen % CROSSES).astype(np.int32).ravel())
         self.context_depth = torch.tensor([2], dtype=torch.int32)
+        self.context_leaders = torch.from_numpy(np.unique(leaders).astype(np.int32))
         self._tables = None
 
     def shallower(self) -> None:
@@ -274,6 +309,11 @@ class NeighbourContexts(nn.Module):
                 or not ((crosses >= 0) & (crosses < CROSSES)).all()
             ):
                 raise BitstreamError("context tables: malformed cross choices")
+            leaders = self.context_leaders.numpy()
+            if leaders.ndim != 1 or not (
+                np.isin(leaders, np.nonzero(lengths > 2)[0]).all() and (np.diff(leaders) > 0).all()
+            ):
+                raise BitstreamError("context tables: malformed leaders")
             row_lengths = np.repeat(lengths, tables_per_channel)
             pmf = np.zeros((row_lengths.size, row_lengths.max()), dtype=np.int32)
             pmf[np.arange(pmf.shape[1]) < row_lengths[:, None]] = flat
@@ -303,61 +343,141 @@ class NeighbourContexts(nn.Module):
         crosses = self.context_crosses.numpy().astype(np.int64).reshape(self.channels, -1)
         return lo, lengths, lo + lengths - 2, weights[modelled], crosses[modelled]
 
-    def compress(self, values: np.ndarray) -> bytes:
+    def compress(self, values: np.ndarray, penalties: np.ndarray | None = None) -> bytes:
         """Code the ``STEPS`` of the modelled channels of ``values`` (C, B, H, W) int64, given
-        their ``class_coded`` positions (which the caller codes)."""
+        their ``class_coded`` positions (which the caller codes).
+
+        With ``penalties`` (like ``values``, float: the bits each symbol's error would grow by
+        if its magnitude were one lower), each nonzero symbol is first lowered where that saves
+        more bits than its penalty, under the context it is coded in (the decisions coded
+        before it shape it), and ``values`` is updated in place: rate-distortion optimized
+        quantization, an encoder-only choice."""
         lo, lengths, hi, weights, crosses = self._ranges()
-        quiet = _quiet(values, self.modelled)
-        values = values[self.modelled]
-        known = np.where(class_coded(*values.shape[-2:], self.depth), values, 0)
+        modelled, groups = self.modelled, self._groups()
+        quiet = _quiet(values, modelled)
+        chosen = values[modelled]
+        if penalties is not None:
+            penalties = penalties[modelled]
+        known = np.where(class_coded(*chosen.shape[-2:], self.depth), chosen, 0)
         encoder = Encoder()
         for index, (stride, phase) in enumerate(self.steps):
-            grid, grid_known = values[..., ::stride, ::stride], known[..., ::stride, ::stride]
+            grid, grid_known = chosen[..., ::stride, ::stride], known[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
-            buckets, predictions = neighbour_contexts(
-                grid_known,
-                phase,
-                weights[:, index],
-                crosses[:, index],
-                quiet[..., ::stride, ::stride],
+            activity, predictions, across = _neighbour_activity(
+                grid_known, phase, weights[:, index], quiet[..., ::stride, ::stride]
             )
-            residuals = grid[..., selected] - predictions
-            indices = self._indices(residuals, lo, lengths)
-            encoder.add_by_table(self.tables, self._rows(buckets, index), indices)
-            escaped = indices == (lengths - 1)[:, None, None]
-            channel = np.nonzero(escaped)[0]
-            escape.add(encoder, residuals[escaped], lo[channel], hi[channel])
-            grid_known[..., selected] = grid[..., selected]
+            symbols = grid[..., selected]
+            if penalties is not None:
+                step_penalties = penalties[..., ::stride, ::stride][..., selected]
+            for group in groups:
+                if group is not groups[0]:  # the leaders' magnitudes at the same positions
+                    across = across + _leading_activity(symbols[groups[0]])
+                buckets = _buckets(activity[group], crosses[group, index], across)
+                rows = self._rows(buckets, index, modelled[group])
+                coded = symbols[group]
+                if penalties is not None:
+                    bounds = lo[group], hi[group]
+                    channel, batch, position = self._lower(
+                        coded, step_penalties[group], rows, predictions[group], *bounds
+                    )
+                    symbols[group[channel], batch, position] = coded[channel, batch, position]
+                    row, column = _positions(*grid.shape[-2:], phase)
+                    grid[group[channel], batch, row[position], column[position]] = coded[
+                        channel, batch, position
+                    ]
+                residuals = coded - predictions[group]
+                indices = self._indices(residuals, lo[group], lengths[group])
+                encoder.add_by_table(self.tables, rows, indices)
+                escaped = indices == (lengths[group] - 1)[:, None, None]
+                if escaped.any():  # rare
+                    channel = group[np.nonzero(escaped)[0]]
+                    escape.add(encoder, residuals[escaped], lo[channel], hi[channel])
+            if index < len(self.steps) - 1:  # the last step's symbols are nobody's context
+                grid_known[..., selected] = symbols
+        if penalties is not None:
+            values[modelled] = chosen
         return encoder.finish()
+
+    def _groups(self) -> list[np.ndarray]:
+        """The rows of ``modelled`` each step codes in turn: the leaders, then the rest, whose
+        cross activity adds the leaders' magnitudes at the same position (decoded just
+        before); all at once without leaders."""
+        leaders = np.isin(self.modelled, self.context_leaders.numpy())
+        if leaders.all() or not leaders.any():
+            return [np.arange(len(leaders))]
+        return [np.nonzero(leaders)[0], np.nonzero(~leaders)[0]]
+
+    def _lower(
+        self,
+        symbols: np.ndarray,
+        penalties: np.ndarray,
+        rows: np.ndarray,
+        predictions: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """Lower by one magnitude, in place, the nonzero ``symbols`` (C, B, n) whose lowering
+        saves more bits under their table ``rows`` than its ``penalties``; returns where
+        (channel, batch, position). Only the nonzero few are looked at."""
+        nonzero = np.unravel_index(np.flatnonzero(symbols != 0), symbols.shape)
+        channel = nonzero[0]
+        value = symbols[nonzero]
+        lowered = value - np.sign(value)
+        table_rows, predicted = rows[nonzero], predictions[nonzero]
+        saved = self._bits(table_rows, value - predicted, lo[channel], hi[channel])
+        saved -= self._bits(table_rows, lowered - predicted, lo[channel], hi[channel])
+        lower = saved > penalties[nonzero]
+        where = tuple(index[lower] for index in nonzero)
+        symbols[where] = lowered[lower]
+        return where
+
+    def _bits(
+        self, rows: np.ndarray, residuals: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> np.ndarray:
+        """Ideal bits of each residual under its table row, escapes included (for encoder
+        choices only: floating point)."""
+        indices = residuals - lo
+        escaped = (indices < 0) | (indices > hi - lo)
+        bits = self.tables.symbol_bits[rows, np.where(escaped, hi - lo + 1, indices)]
+        if escaped.any():
+            bits[escaped] += escape.code_lengths(residuals[escaped], lo[escaped], hi[escaped])
+        return bits
 
     def decompress(self, data: bytes, latent: np.ndarray) -> None:
         """Fill in the context-coded positions of the modelled channels of ``latent``
         (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
         lo, lengths, hi, weights, crosses = self._ranges()
-        modelled = self.modelled
+        modelled, groups = self.modelled, self._groups()
         quiet = _quiet(latent, modelled)
         values = np.where(class_coded(*latent.shape[-2:], self.depth), latent[modelled], 0)
         decoder = Decoder(data)
         for index, (stride, phase) in enumerate(self.steps):
             grid = values[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
-            buckets, predictions = neighbour_contexts(
-                grid, phase, weights[:, index], crosses[:, index], quiet[..., ::stride, ::stride]
+            activity, predictions, across = _neighbour_activity(
+                grid, phase, weights[:, index], quiet[..., ::stride, ::stride]
             )
-            rows = self._rows(buckets, index)
-            indices = decoder.read_by_table(self.tables, rows).astype(np.int64).reshape(rows.shape)
-            residuals = indices + lo[:, None, None]
-            escaped = indices == (lengths - 1)[:, None, None]
-            channel = np.nonzero(escaped)[0]
-            residuals[escaped] = escape.read(decoder, lo[channel], hi[channel])
-            grid[..., selected] = residuals + predictions
+            symbols = np.zeros_like(predictions)
+            for group in groups:
+                if group is not groups[0]:
+                    across = across + _leading_activity(symbols[groups[0]])
+                buckets = _buckets(activity[group], crosses[group, index], across)
+                rows = self._rows(buckets, index, modelled[group])
+                indices = decoder.read_by_table(self.tables, rows).reshape(rows.shape)
+                residuals = indices.astype(np.int64) + lo[group][:, None, None]
+                escaped = indices == (lengths[group] - 1)[:, None, None]
+                if escaped.any():  # rare
+                    channel = group[np.nonzero(escaped)[0]]
+                    residuals[escaped] = escape.read(decoder, lo[channel], hi[channel])
+                symbols[group] = residuals + predictions[group]
+            grid[..., selected] = symbols
         decoder.finish()
         latent[modelled] = values
 
-    def _rows(self, buckets: np.ndarray, index: int) -> np.ndarray:
-        """Table rows of the modelled channels' buckets in step ``index``."""
+    def _rows(self, buckets: np.ndarray, index: int, channels: np.ndarray) -> np.ndarray:
+        """Table rows of the buckets (C, ...) of ``channels`` in step ``index``."""
         shape = (-1,) + (1,) * (buckets.ndim - 1)
-        first = (self.modelled * len(self.steps) + index) * BUCKETS
+        first = (channels * len(self.steps) + index) * BUCKETS
         return buckets + first.reshape(shape)
 
     def _load_from_state_dict(

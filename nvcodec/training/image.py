@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nvcodec.entropy import fit_density
-from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
+from nvcodec.entropy.adaptive import CONTEXT_LEADERS, BlockAdaptiveEntropyModel
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.models.image_codec import (
     ARCHITECTURE,
@@ -60,6 +60,7 @@ class TrainSettings:
     decoder_blocks: int | None = None
     device: str = "cpu"
     context_channels: int | None = None
+    context_leaders: int = CONTEXT_LEADERS
     decoder_only: bool = False
 
 
@@ -132,11 +133,11 @@ def decoder_loss(
     model: WaveletImageCodec, x: torch.Tensor, quality: int
 ) -> tuple[torch.Tensor, float, float]:
     """(loss, bpp (0: not measured), psnr) for training the decoder alone: it sees the symbols
-    the encoder codes (``quantize``: rounded, with the dead zone), where R-D training feeds it
+    the encoder codes (``symbols``: rate-distortion optimized), where R-D training feeds it
     noisy latents. The rate is fixed, so the loss is the distortion in dB, which weighs every
     level's dB alike (as a BD-rate does)."""
     with torch.no_grad():
-        symbols = model.quantize(model.encode_latent(x, quality))
+        symbols = model.symbols(model.encode_latent(x, quality), quality)
     mse = F.mse_loss(model.decode_latent(symbols, quality), x)
     return 10 * torch.log10(mse), 0.0, -10 * math.log10(max(mse.item(), 1e-12))
 
@@ -298,10 +299,13 @@ CONTEXT_CROP = 512
 
 
 @torch.no_grad()
-def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int) -> None:
+def fit_contexts(
+    model: WaveletImageCodec, paths: Sequence[Path], channels: int, leaders: int = CONTEXT_LEADERS
+) -> None:
     """Every level's neighbour-context tables (``entropy.context``) for its ``channels``
-    busiest channels, counted on the quantized latents of the training images (central crops of
-    at most ``CONTEXT_CROP`` pixels a side), after the level's own tables are final: the
+    busiest channels (the ``leaders`` busiest coded first), counted on the symbols the encoder
+    codes for the training images (central crops of at most ``CONTEXT_CROP`` pixels a side;
+    chosen under the model's current contexts), after the level's own tables are final: the
     contexts span their ranges."""
     model.cpu()
     crops = [_central_crop(to_rgb(read_image(p)), CONTEXT_CROP) for p in paths]
@@ -309,9 +313,10 @@ def fit_contexts(model: WaveletImageCodec, paths: Sequence[Path], channels: int)
     for quality, entropy_model in enumerate(model.entropy_models):
         entropy_model.finalize()
         latents = (
-            model.quantize(model.encode_latent(padded_unit(crop, block), quality)) for crop in crops
+            model.symbols(model.encode_latent(padded_unit(crop, block), quality), quality)
+            for crop in crops
         )
-        entropy_model.fit_contexts(latents, channels)
+        entropy_model.fit_contexts(latents, channels, leaders=leaders)
 
 
 def _central_crop(image: np.ndarray, side: int) -> np.ndarray:

@@ -158,7 +158,7 @@ def key_frames(intra: WaveletImageCodec, frames: np.ndarray, quality: int) -> np
     """(B, H, W, 3) uint8 frames as the image model decodes them at ``quality``."""
     x = _as_unit(frames) - 0.5
     return _to_uint8(
-        intra.decode_latent(intra.quantize(intra.encode_latent(x, quality)), quality) + 0.5
+        intra.decode_latent(intra.symbols(intra.encode_latent(x, quality), quality), quality) + 0.5
     )
 
 
