@@ -284,12 +284,10 @@ class VideoEncoder:
         choice, motion = encode_motion(vectors, 2 * config.motion_search)
         device = model.log_gains.device
         with one_thread():
-            latent = torch.round(
-                model.encode_latent(
-                    _unit(padded, device) - 0.5, _unit(prediction, device) - 0.5, quality
-                )
+            latent = model.encode_latent(
+                _unit(padded, device) - 0.5, _unit(prediction, device) - 0.5, quality
             ).cpu()
-        coded = model.entropy_models[quality].compress(latent)
+        latent, coded = model.entropy_models[quality].encode(latent, model.error_bits())
         decoded = _decode_levels(model, latent, prediction, quality)
         error = torch.from_numpy(padded.astype(np.float32)) - decoded
         offsets = tuple(

@@ -115,6 +115,16 @@ class BandRefiner(nn.Module):
         return wide
 
 
+def error_bits(synthesis: nn.Conv2d, slope: float) -> np.ndarray:
+    """(C,) bits one unit of squared error in each latent channel is worth to the encoder
+    (for ``BlockAdaptiveEntropyModel.encode``), for a linear ``synthesis`` from latent / gain
+    to packet bands: at quality q that error adds |synthesis column|**2 / gain**2 to the
+    image's (the packet transform is orthonormal; the refiner is left out) and a bit is worth
+    ``slope`` / gain**2, so the gain cancels."""
+    weight = synthesis.weight.detach()[:, :, 0, 0]
+    return (weight.square().sum(dim=0) / slope).cpu().numpy()
+
+
 def padded_unit(pixels: np.ndarray, block: int) -> torch.Tensor:
     """(H, W, 3) uint8 pixels as the model's input: (1, 3, H', W') in [-0.5, 0.5], edges
     replicated to whole ``block``s (only the true size is stored, so padding costs little)."""
@@ -165,12 +175,8 @@ class WaveletImageCodec(nn.Module):
         return torch.where(latent.abs() < 0.5 + DEAD_ZONE, 0.0, torch.round(latent))
 
     def error_bits(self) -> np.ndarray:
-        """(C,) bits one unit of squared error in each latent channel is worth to the encoder
-        (for ``BlockAdaptiveEntropyModel.encode``): at quality q that error adds
-        |synthesis column|**2 / gain**2 to the image's (the packet transform is orthonormal;
-        the refiner is left out) and a bit is worth RD_SLOPE / gain**2, so the gain cancels."""
-        weight = self.synthesis.weight.detach()[:, :, 0, 0]
-        return (weight.square().sum(dim=0) / RD_SLOPE).cpu().numpy()
+        """See the function ``error_bits``."""
+        return error_bits(self.synthesis, RD_SLOPE)
 
     def symbols(self, latent: torch.Tensor, quality: int) -> torch.Tensor:
         """The symbols the encoder codes for an unrounded latent: rate-distortion optimized
