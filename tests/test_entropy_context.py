@@ -176,13 +176,21 @@ def busy_everywhere(seed: int, size: int = 32) -> torch.Tensor:
     return (0.2 + busy) * scale * torch.randn(1, 8, size, size, generator=g)
 
 
-def test_busy_positions_are_told_by_the_other_channels(monkeypatch) -> None:
+@pytest.fixture(scope="module")
+def busy() -> tuple[list[torch.Tensor], BlockAdaptiveEntropyModel]:
+    """Training latents of ``busy_everywhere`` and a one-class model finalized on them,
+    without contexts yet."""
     train = [busy_everywhere(seed) for seed in range(30)]
     model = BlockAdaptiveEntropyModel(8, 1)
     everything = torch.cat([y.transpose(0, 1).reshape(8, -1) for y in train], dim=1)
     fit_density(model.densities[0], everything[None, :, :, None], steps=200)
     model.finalize()
-    blind = copy.deepcopy(model)
+    return train, model
+
+
+def test_busy_positions_are_told_by_the_other_channels(busy, monkeypatch) -> None:
+    train, finalized = busy
+    model, blind = copy.deepcopy(finalized), copy.deepcopy(finalized)
     model.fit_contexts((torch.round(y) for y in train), channels=2)
     with monkeypatch.context() as patch:  # the same fit without the cross activity
         patch.setattr(context, "CROSSES", 1)
@@ -197,15 +205,11 @@ def test_busy_positions_are_told_by_the_other_channels(monkeypatch) -> None:
     assert contexts_bytes < 0.97 * len(blind.contexts.compress(values))
 
 
-def test_leaders_tell_the_others_how_busy_their_position_is() -> None:
+def test_leaders_tell_the_others_how_busy_their_position_is(busy) -> None:
     """With every channel modelled, the two large ones coded first in each step tell the six
     small ones which positions are busy: fewer bytes than the same fit without leaders."""
-    train = [busy_everywhere(seed) for seed in range(30)]
-    model = BlockAdaptiveEntropyModel(8, 1)
-    everything = torch.cat([y.transpose(0, 1).reshape(8, -1) for y in train], dim=1)
-    fit_density(model.densities[0], everything[None, :, :, None], steps=200)
-    model.finalize()
-    alone = copy.deepcopy(model)
+    train, finalized = busy
+    model, alone = copy.deepcopy(finalized), copy.deepcopy(finalized)
     model.fit_contexts((torch.round(y) for y in train), channels=8, leaders=2)
     alone.fit_contexts((torch.round(y) for y in train), channels=8, leaders=0)
     assert model.contexts.context_leaders.tolist() == [0, 1]

@@ -24,6 +24,7 @@ import copy
 import math
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +48,14 @@ DEPTH_SAMPLE = 32
 # of recipe step 10: none +4.3%, 8 +4.0%, 16 +3.6%, 26 +3.8%; of step 12: none +3.1%, 16
 # +2.4%, but encoding at q3 took 10.1-10.7 MP/s instead of 11.5 (the bar is 10): none yet.
 CONTEXT_LEADERS = 0
+
+
+class _Penalties(NamedTuple):
+    """The bits each symbol's error would grow by if its magnitude were one lower (C, N),
+    float32; only the ``nonzero`` symbols (flat indices, found once) can be lowered."""
+
+    bits: np.ndarray
+    nonzero: np.ndarray
 
 
 class BlockAdaptiveEntropyModel(nn.Module):
@@ -163,11 +172,10 @@ class BlockAdaptiveEntropyModel(nn.Module):
         elif depth == 1:
             self.contexts.shallower()
 
-    def compress(self, y: Tensor, error_bits: np.ndarray | None = None) -> bytes:
+    def compress(self, y: Tensor) -> bytes:
         """Code round(y): class map, then each class's positions with that class's tables
-        (with contexts: the anchors only, then the context-coded rest). With ``error_bits``,
-        see ``encode``."""
-        return self.encode(y, error_bits)[1]
+        (with contexts: the anchors only, then the context-coded rest)."""
+        return self.encode(y)[1]
 
     def encode(self, y: Tensor, error_bits: np.ndarray | None = None) -> tuple[Tensor, bytes]:
         """(symbols, payload) for the latent ``y`` (B, C, H, W): the symbols are round(y), or,
@@ -184,15 +192,15 @@ class BlockAdaptiveEntropyModel(nn.Module):
             nonzero = np.flatnonzero(values != 0)
             rounded = np.abs(values.ravel()[nonzero]).astype(np.float32)
             slack = 1 + 2 * (np.abs(latent.ravel()[nonzero]) - rounded)  # float32
-            penalties = np.zeros(values.shape, dtype=np.float32)
+            penalties = _Penalties(np.zeros(values.shape, dtype=np.float32), nonzero)
             cost = np.asarray(error_bits, dtype=np.float32)[nonzero // values.shape[1]]
-            penalties.ravel()[nonzero] = slack * cost
+            penalties.bits.ravel()[nonzero] = slack * cost
         payload = self._code(values, penalties, y.shape)
         symbols = values.reshape(channels, batch, height, width).transpose(1, 0, 2, 3)
         return torch.from_numpy(np.ascontiguousarray(symbols)).float(), payload
 
     def _code(
-        self, values: np.ndarray, penalties: np.ndarray | None, shape: Sequence[int]
+        self, values: np.ndarray, penalties: _Penalties | None, shape: Sequence[int]
     ) -> bytes:
         """``encode``'s payload; lowers ``values`` (C, B*H*W) in place where ``penalties``
         say so."""
@@ -229,7 +237,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
         batch, channels, height, width = (int(s) for s in shape)
         contexts_penalties = None
         if penalties is not None:
-            contexts_penalties = penalties.reshape(channels, batch, height, width)
+            contexts_penalties = penalties.bits.reshape(channels, batch, height, width)
         parts.append(
             self.contexts.compress(
                 values.reshape(channels, batch, height, width), contexts_penalties
@@ -240,7 +248,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
     def _lower(
         self,
         values: np.ndarray,
-        penalties: np.ndarray,
+        penalties: _Penalties,
         positions: np.ndarray,
         class_coded: np.ndarray,
     ) -> None:
@@ -248,7 +256,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
         where that saves more bits under their position's class tables than its
         ``penalties`` (see ``encode``): each channel's positions in ``class_coded`` (C, N)
         (broadcast). Only the nonzero few are looked at."""
-        rows, cols = divmod(np.flatnonzero(values != 0), values.shape[1])
+        rows, cols = divmod(penalties.nonzero, values.shape[1])
         keep = np.broadcast_to(class_coded, values.shape)[rows, cols]
         rows, cols = rows[keep], cols[keep]
         for k, density in enumerate(self.densities):
@@ -257,7 +265,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
             current = values[row, col][:, None]
             lowered = current - np.sign(current)
             saved = density.symbol_costs(current, row) - density.symbol_costs(lowered, row)
-            lower = saved[:, 0] > penalties[row, col]
+            lower = saved[:, 0] > penalties.bits[row, col]
             values[row[lower], col[lower]] = lowered[lower, 0]
 
     def _anchors(self, shape: Sequence[int]) -> np.ndarray:
