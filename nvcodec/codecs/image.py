@@ -34,7 +34,9 @@ from nvcodec.utils.threads import one_thread
 CODEC_ID = "nvc-image-wavelet"
 DEFAULT_MODEL = "image-wavelet"
 DEFAULT_QUALITY = 3
-PACKET_VERSION = 1
+# Version 1 coded each tile in 11 separate coder streams, a u32 length each (~80 bytes a tile
+# more); its files name models that nvcodec no longer ships.
+PACKET_VERSION = 2
 # version u8, quality u8, channels u8 (1 gray, 3 RGB; +1 with alpha), height u32, width u32,
 # tile side in latent positions u16, then per tile: length u32 + bytes; then alpha PNG length u32.
 _PACKET_HEADER = struct.Struct("<BBBIIH")

@@ -5,10 +5,10 @@ previous decoded frame and the inter model, which codes the frame given that pre
 (``models.video_codec``). Frames are padded
 (edge-replicated) to a multiple of the motion block; the stream stores the true size.
 
-Payload: version u8 (3; 2, without colour offsets, and 1, also with plain block compensation,
-still decode), frame type u8 (0 key, 1 inter), quality u8, then
+Payload: version u8 (4; versions 1-3 coded the latent in separate coder streams, with models
+nvcodec no longer ships), frame type u8 (0 key, 1 inter), quality u8, then
 - key frame: an image packet payload (``codecs.image``);
-- inter frame: the colour offsets i8 x 3 (version 3: quarter levels added to R, G and B), the
+- inter frame: the colour offsets i8 x 3 (quarter levels added to R, G and B), the
   two motion-table choices u8 u8, the motion bytes' length u32, the motion vectors (half
   pixels; entropy-coded differences from their median neighbour), then the inter model's
   block-adaptive entropy-coded latent (the rest).
@@ -40,11 +40,7 @@ CODEC_ID = "nvc-video-wavelet"
 DEFAULT_MODEL = "video-wavelet"
 DEFAULT_QUALITY = 3
 DEFAULT_GOP = 32
-PACKET_VERSION = 3
-# Version 1 inter frames were predicted without overlapped block motion compensation; versions
-# 1 and 2 carry no colour offsets.
-PLAIN_MOTION_VERSION = 1
-NO_OFFSETS_VERSION = 2
+PACKET_VERSION = 4
 KEY, INTER = 0, 1
 _FRAME_HEADER = struct.Struct("<BBB")
 # Each inter frame's mean colour error, sent and added back: at low levels the inter model's
@@ -345,7 +341,7 @@ class VideoDecoder:
         if len(payload) < _FRAME_HEADER.size:
             raise BitstreamError("video packet is truncated")
         version, kind, quality = _FRAME_HEADER.unpack_from(payload)
-        if version not in (PLAIN_MOTION_VERSION, NO_OFFSETS_VERSION, PACKET_VERSION):
+        if version != PACKET_VERSION:
             raise BitstreamError(f"video packet version {version} is not supported")
         if kind not in (KEY, INTER) or not 0 <= quality < self.codec.qualities:
             raise BitstreamError("video packet header is invalid")
@@ -358,19 +354,17 @@ class VideoDecoder:
                     f"{self.padded_shape[1]}x{self.padded_shape[0]}"
                 )
         else:
-            frame = self._inter(body, quality, version)
+            frame = self._inter(body, quality)
         self.reference = frame
         return frame[: self.height, : self.width]
 
-    def _inter(self, body: bytes, quality: int, version: int) -> np.ndarray:
+    def _inter(self, body: bytes, quality: int) -> np.ndarray:
         if self.reference is None:
             raise BitstreamError("inter frame without a reference frame (no key frame before it)")
         config, model = self.codec.config, self.codec.model
-        offsets, start = (0, 0, 0), 0
-        if version == PACKET_VERSION:
-            if len(body) < _COLOUR_OFFSETS.size:
-                raise BitstreamError("video packet is truncated")
-            offsets, start = _COLOUR_OFFSETS.unpack_from(body), _COLOUR_OFFSETS.size
+        if len(body) < _COLOUR_OFFSETS.size:
+            raise BitstreamError("video packet is truncated")
+        offsets, start = _COLOUR_OFFSETS.unpack_from(body), _COLOUR_OFFSETS.size
         if len(body) < start + _MOTION_HEADER.size:
             raise BitstreamError("video packet is truncated")
         choice_y, choice_x, length = _MOTION_HEADER.unpack_from(body, start)
@@ -382,8 +376,7 @@ class VideoDecoder:
         vectors = decode_motion(
             body[start : start + length], (choice_y, choice_x), shape, 2 * config.motion_search
         )
-        overlapped = version != PLAIN_MOTION_VERSION
-        prediction = compensate(self.reference, vectors, block, overlapped=overlapped)
+        prediction = compensate(self.reference, vectors, block, overlapped=True)
         latent_shape = (
             1,
             config.latent_channels,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -32,12 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nvcodec.entropy.bottleneck import EntropyBottleneck
-from nvcodec.entropy.coder import decode, encode
+from nvcodec.entropy.coder import Decoder, Encoder
 from nvcodec.entropy.context import NeighbourContexts, class_coded
 from nvcodec.entropy.tables import CdfTables
-from nvcodec.errors import BitstreamError
 
-_LENGTH = struct.Struct("<I")
+# Whether any quiet channel (see ``_unmodelled_channels``) is not 0: nearly never.
+_QUIET_FLAG = CdfTables.from_probabilities([np.array([63.0, 1.0])])
 # Context tables cover values -CONTEXT_RANGE .. CONTEXT_RANGE at most (see ``fit_contexts``).
 CONTEXT_RANGE = 31
 # Latents the context depth is chosen on. Kodak (12 images, image model before the dead zone):
@@ -208,15 +207,16 @@ class BlockAdaptiveEntropyModel(nn.Module):
             if penalties is not None:
                 self._lower(values, penalties, np.zeros(values.shape[1], dtype=np.int64), True)
             return self.densities[0].compress_values(values)
+        encoder = Encoder()
         class_map = self._choose(values, shape)
-        parts = [encode(self.class_tables, [(class_map.numpy().ravel(), 0)])]
+        encoder.add(self.class_tables, 0, class_map.numpy().ravel())
         positions = self.expand_blocks(class_map, *shape[-2:]).numpy().ravel()
         if not self.contexts.fitted:
             if penalties is not None:
                 self._lower(values, penalties, positions, True)
             for k, density in enumerate(self.densities):
-                parts.append(density.compress_values(values[:, positions == k]))
-            return b"".join(_LENGTH.pack(len(p)) + p for p in parts)
+                density.add_values(encoder, values[:, positions == k])
+            return encoder.finish()
         anchors, modelled = self._anchors(shape), self.contexts.modelled
         quiet, plain = self._unmodelled_channels()
         if penalties is not None:
@@ -224,26 +224,25 @@ class BlockAdaptiveEntropyModel(nn.Module):
             self._lower(values, penalties, positions, unmodelled[:, None] | anchors[None])
         quiet_values = values[quiet]
         # Nearly always all 0 (Kodak, shipped model: all 120 quiet channels at q3 and q7): then
-        # an empty part, which no other values give (any value but 0 is an escape, which costs
-        # bits), in place of 120 x 4096 symbols at ~0 bits each that took the coder a fifth of
-        # the encoding time.
+        # a flag says so, in place of 120 x 4096 symbols at ~0 bits each that took the coder a
+        # fifth of the encoding time.
         coded = quiet_values.any()
-        parts.append(self.densities[0].compress_values(quiet_values, quiet) if coded else b"")
+        encoder.add(_QUIET_FLAG, 0, np.array([int(coded)]))
+        if coded:
+            self.densities[0].add_values(encoder, quiet_values, quiet)
         plain_values, modelled_values = values[plain], values[modelled]
         for k, density in enumerate(self.densities):
             selected = positions == k
-            parts.append(density.compress_values(plain_values[:, selected], plain))
-            parts.append(density.compress_values(modelled_values[:, selected & anchors], modelled))
+            density.add_values(encoder, plain_values[:, selected], plain)
+            density.add_values(encoder, modelled_values[:, selected & anchors], modelled)
         batch, channels, height, width = (int(s) for s in shape)
         contexts_penalties = None
         if penalties is not None:
             contexts_penalties = penalties.bits.reshape(channels, batch, height, width)
-        parts.append(
-            self.contexts.compress(
-                values.reshape(channels, batch, height, width), contexts_penalties
-            )
+        self.contexts.add(
+            encoder, values.reshape(channels, batch, height, width), contexts_penalties
         )
-        return b"".join(_LENGTH.pack(len(p)) + p for p in parts)
+        return encoder.finish()
 
     def _lower(
         self,
@@ -277,7 +276,7 @@ class BlockAdaptiveEntropyModel(nn.Module):
     def _unmodelled_channels(self) -> tuple[np.ndarray, np.ndarray]:
         """The channels the contexts leave to the classes: (quiet ones, whose tables hold only
         the value 0 besides the escape in every class: coded at every position with class 0's
-        tables, one coder call each, where any is not 0 (see ``compress``); the rest, coded per
+        tables, one coder call each, where any is not 0 (see ``_code``); the rest, coded per
         class)."""
         unmodelled = np.setdiff1d(np.arange(self.channels), self.contexts.modelled)
         lengths = np.array([d.finalized_tables.lengths for d in self.densities])
@@ -294,9 +293,9 @@ class BlockAdaptiveEntropyModel(nn.Module):
         if channels != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {channels}")
         contexts = self.contexts.fitted
-        parts = _split(data, 1 + self.classes * (2 if contexts else 1) + 2 * int(contexts))
+        decoder = Decoder(data)
         blocks = (batch, math.ceil(height / self.block), math.ceil(width / self.block))
-        (class_map,) = decode(self.class_tables, parts[0], [(math.prod(blocks), 0)])
+        class_map = decoder.read(self.class_tables, 0, math.prod(blocks))
         positions = self.expand_blocks(
             torch.from_numpy(class_map.astype(np.int64)).reshape(blocks), height, width
         ).numpy()
@@ -304,42 +303,25 @@ class BlockAdaptiveEntropyModel(nn.Module):
         if not contexts:
             for k, density in enumerate(self.densities):
                 selected = positions == k
-                values[:, selected] = density.decompress_values(parts[k + 1], selected.sum())
+                values[:, selected] = density.read_values(decoder, selected.sum())
+            decoder.finish()
             return torch.from_numpy(values).float().transpose(0, 1)
         anchors = self._anchors(shape).reshape(batch, height, width)
         (quiet, plain), modelled = self._unmodelled_channels(), self.contexts.modelled
         count = batch * height * width
-        if parts[1]:  # empty: all 0 (see ``compress``)
-            quiet_values = self.densities[0].decompress_values(parts[1], count, quiet)
+        if decoder.read(_QUIET_FLAG, 0, 1)[0]:
+            quiet_values = self.densities[0].read_values(decoder, count, quiet)
             values[quiet] = quiet_values.reshape(len(quiet), batch, height, width)
         plain_values = np.zeros((len(plain), batch, height, width), dtype=np.int64)
         modelled_values = np.zeros((len(modelled), batch, height, width), dtype=np.int64)
         for k, density in enumerate(self.densities):
             selected = positions == k
             count = int(selected.sum())
-            plain_values[:, selected] = density.decompress_values(parts[2 * k + 2], count, plain)
+            plain_values[:, selected] = density.read_values(decoder, count, plain)
             selected &= anchors
             count = int(selected.sum())
-            modelled_values[:, selected] = density.decompress_values(
-                parts[2 * k + 3], count, modelled
-            )
+            modelled_values[:, selected] = density.read_values(decoder, count, modelled)
         values[plain], values[modelled] = plain_values, modelled_values
-        self.contexts.decompress(parts[-1], values)
+        self.contexts.read(decoder, values)
+        decoder.finish()
         return torch.from_numpy(values).float().transpose(0, 1)
-
-
-def _split(data: bytes, count: int) -> list[bytes]:
-    """``count`` length-prefixed parts that must fill ``data`` exactly."""
-    parts, position = [], 0
-    for _ in range(count):
-        if position + _LENGTH.size > len(data):
-            raise BitstreamError("adaptive entropy payload is truncated")
-        (length,) = _LENGTH.unpack_from(data, position)
-        position += _LENGTH.size
-        if position + length > len(data):
-            raise BitstreamError("adaptive entropy payload is truncated")
-        parts.append(data[position : position + length])
-        position += length
-    if position != len(data):
-        raise BitstreamError("adaptive entropy payload has trailing bytes")
-    return parts

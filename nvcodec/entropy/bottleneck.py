@@ -246,21 +246,35 @@ class EntropyBottleneck(nn.Module):
 
     def compress_values(self, values: np.ndarray, channels: np.ndarray | None = None) -> bytes:
         """Code (C, N) integer values (as from ``integer_values``), channel by channel, or the
-        rows of the given ``channels`` (len(channels), N)."""
+        rows of the given ``channels`` (len(channels), N), as one payload."""
+        encoder = Encoder()
+        self.add_values(encoder, values, channels)
+        return encoder.finish()
+
+    def add_values(
+        self, encoder: Encoder, values: np.ndarray, channels: np.ndarray | None = None
+    ) -> None:
+        """Queue ``compress_values``'s symbols on an ``encoder`` that may code more."""
         channels = np.arange(self.channels) if channels is None else channels
         tables, indices, escapes = self._symbols(values, channels)
-        encoder = Encoder()
         encoder.add_rows(tables, channels, indices)
         escape.add(encoder, *escapes)
-        return encoder.finish()
 
     def decompress_values(
         self, data: bytes, count: int, channels: np.ndarray | None = None
     ) -> np.ndarray:
         """Inverse of ``compress_values``: (len(channels), count) int64 values."""
+        decoder = Decoder(data)
+        values = self.read_values(decoder, count, channels)
+        decoder.finish()
+        return values
+
+    def read_values(
+        self, decoder: Decoder, count: int, channels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Inverse of ``add_values``: (len(channels), count) int64 values."""
         tables = self._require_tables()
         channels = np.arange(self.channels) if channels is None else channels
-        decoder = Decoder(data)
         indices = np.zeros((len(channels), count), dtype=np.int64)
         for row, c in enumerate(channels):
             indices[row] = decoder.read(tables, c, count)
@@ -268,7 +282,6 @@ class EntropyBottleneck(nn.Module):
         escaped = indices == width
         values = indices + self.cdf_offsets.cpu().numpy().astype(np.int64)[channels][:, None]
         values[escaped] = escape.read(decoder, *self._bounds(channels[np.nonzero(escaped)[0]]))
-        decoder.finish()
         return values
 
     def decompress(

@@ -22,7 +22,7 @@ its own integer table, counted on training latents. Only the busiest channels ar
 (chosen when the tables are counted; the others carry a range of one value, ``modelled``), and
 each step is decoded at once, its symbols grouped by table: one coder call per table in use (a
 few hundred a tile), not one per symbol. The encoder may weigh each symbol's bits under the
-context it is coded in against its error (``compress`` with penalties).
+context it is coded in against its error (``add`` with penalties).
 
 Measured on Kodak with the shipped image model (52 channels modelled; the cross-channel choice
 saved 3.5% of the bytes at q3 on 40): weights/README.md.
@@ -343,9 +343,11 @@ class NeighbourContexts(nn.Module):
         crosses = self.context_crosses.numpy().astype(np.int64).reshape(self.channels, -1)
         return lo, lengths, lo + lengths - 2, weights[modelled], crosses[modelled]
 
-    def compress(self, values: np.ndarray, penalties: np.ndarray | None = None) -> bytes:
-        """Code the ``STEPS`` of the modelled channels of ``values`` (C, B, H, W) int64, given
-        their ``class_coded`` positions (which the caller codes).
+    def add(
+        self, encoder: Encoder, values: np.ndarray, penalties: np.ndarray | None = None
+    ) -> None:
+        """Queue on ``encoder`` the ``STEPS`` of the modelled channels of ``values``
+        (C, B, H, W) int64, given their ``class_coded`` positions (which the caller codes).
 
         With ``penalties`` (like ``values``, float: the bits each symbol's error would grow by
         if its magnitude were one lower), each nonzero symbol is first lowered where that saves
@@ -359,7 +361,6 @@ class NeighbourContexts(nn.Module):
         if penalties is not None:
             penalties = penalties[modelled]
         known = np.where(class_coded(*chosen.shape[-2:], self.depth), chosen, 0)
-        encoder = Encoder()
         for index, (stride, phase) in enumerate(self.steps):
             grid, grid_known = chosen[..., ::stride, ::stride], known[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
@@ -396,7 +397,6 @@ class NeighbourContexts(nn.Module):
                 grid_known[..., selected] = symbols
         if penalties is not None:
             values[modelled] = chosen
-        return encoder.finish()
 
     def _groups(self) -> list[np.ndarray]:
         """The rows of ``modelled`` each step codes in turn: the leaders, then the rest, whose
@@ -443,14 +443,13 @@ class NeighbourContexts(nn.Module):
             bits[escaped] += escape.code_lengths(residuals[escaped], lo[escaped], hi[escaped])
         return bits
 
-    def decompress(self, data: bytes, latent: np.ndarray) -> None:
-        """Fill in the context-coded positions of the modelled channels of ``latent``
-        (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
+    def read(self, decoder: Decoder, latent: np.ndarray) -> None:
+        """Inverse of ``add``: fill in the context-coded positions of the modelled channels of
+        ``latent`` (C, B, H, W) int64, whose ``class_coded`` positions are decoded."""
         lo, lengths, hi, weights, crosses = self._ranges()
         modelled, groups = self.modelled, self._groups()
         quiet = _quiet(latent, modelled)
         values = np.where(class_coded(*latent.shape[-2:], self.depth), latent[modelled], 0)
-        decoder = Decoder(data)
         for index, (stride, phase) in enumerate(self.steps):
             grid = values[..., ::stride, ::stride]
             selected = phase_map(*grid.shape[-2:]) == phase
@@ -471,7 +470,6 @@ class NeighbourContexts(nn.Module):
                     residuals[escaped] = escape.read(decoder, lo[channel], hi[channel])
                 symbols[group] = residuals + predictions[group]
             grid[..., selected] = symbols
-        decoder.finish()
         latent[modelled] = values
 
     def _rows(self, buckets: np.ndarray, index: int, channels: np.ndarray) -> np.ndarray:
