@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
 from nvcodec.errors import NvcodecError
-from nvcodec.utils.files import atomic_output
+from nvcodec.utils import interrupts
+from nvcodec.utils.files import atomic_folder, atomic_output
 
 
 def test_output_appears_only_when_complete(tmp_path: Path) -> None:
@@ -40,6 +43,22 @@ def test_failure_leaves_neither_output_nor_temp_file(tmp_path: Path, error: type
         file.write(b"partial")
         raise error
     assert [(p.name, p.read_bytes()) for p in tmp_path.iterdir()] == [("old.bin", b"old")]
+
+
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that lands in a callback from C (PyAV writing through our file object) may
+    have its exception dropped there: the output still never appears."""
+    monkeypatch.setattr(interrupts, "_received", [])
+    with pytest.raises(interrupts.Terminated), atomic_output(tmp_path / "out.bin") as file:
+        file.write(b"partial")
+        with contextlib.suppress(KeyboardInterrupt):  # what the C side does with it
+            interrupts._on_signal(signal.SIGTERM, None)
+        file.write(b" and the rest")
+    with pytest.raises(interrupts.Terminated), atomic_folder(tmp_path / "frames", suffix=".png"):
+        pass
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_target_needs_overwrite(tmp_path: Path) -> None:

@@ -2,15 +2,14 @@
 
 Expected failures are :class:`~nvcodec.errors.NvcodecError` and unreadable files (``OSError``);
 with ``--debug`` they propagate with their traceback instead. Ctrl-C and SIGTERM unwind the
-command like an exception (so temp files are removed), then exit with 128 + the signal number.
+command like an exception (``utils.interrupts``: temp files are removed), then exit with
+128 + the signal number.
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from functools import wraps
-from types import FrameType
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -18,25 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from nvcodec.errors import NvcodecError
+from nvcodec.utils.interrupts import raise_if_interrupted, signal_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 settings = {"debug": False}
 stderr = Console(stderr=True, highlight=False)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt: the default
-    action would kill the process without removing its temp files."""
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
-
-
-def handle_sigterm() -> None:
-    signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def warn(message: str) -> None:
@@ -49,7 +36,12 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            finally:
+                # A signal whose exception some C code swallowed still stops the command (and
+                # stands for any error that code raised instead).
+                raise_if_interrupted()
         except (NvcodecError, OSError) as e:
             if settings["debug"]:
                 raise
@@ -61,7 +53,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt as e:
             if settings["debug"]:
                 raise
-            received = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+            received = signal_of(e)
             stderr.print(f"[bold red]error:[/] stopped by {received.name}", soft_wrap=True)
             raise typer.Exit(128 + received) from None
 

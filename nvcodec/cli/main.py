@@ -30,10 +30,11 @@ from rich.text import Text
 
 from nvcodec import __version__
 from nvcodec.cli.bench import bench
-from nvcodec.cli.errors import handle_sigterm, settings, stderr, user_errors, warn
+from nvcodec.cli.errors import settings, stderr, user_errors, warn
 from nvcodec.cli.info import describe_container, render_description
 from nvcodec.cli.train import train_app
 from nvcodec.models.store import list_models
+from nvcodec.utils.interrupts import handle_interrupts
 
 app = typer.Typer(
     name="nvcodec",
@@ -65,7 +66,7 @@ def main(
 ) -> None:
     """Learned codecs for images, video and audio."""
     settings["debug"] = debug
-    handle_sigterm()
+    handle_interrupts()
     if threads:
         import torch
 

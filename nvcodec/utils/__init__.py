@@ -1,1 +1,1 @@
-"""Small shared helpers (atomic output files)."""
+"""Small shared helpers (atomic output files, interrupts, memory, threads)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nvcodec.errors import NvcodecError
+from nvcodec.utils.interrupts import raise_if_interrupted
 
 StrPath = str | os.PathLike[str]
 
@@ -45,6 +46,7 @@ def atomic_output(
             yield file
             file.flush()
             os.fsync(file.fileno())
+        raise_if_interrupted()  # even where the signal's exception was swallowed on the way
         # Checked again: the target may have appeared while the output was being written.
         check_target(path, overwrite, protect)
         os.replace(temp, target)
@@ -84,6 +86,7 @@ def atomic_folder(
         raise NvcodecError(f"{target}: cannot be written ({e.strerror})") from None
     try:
         yield temp
+        raise_if_interrupted()
         # Checked again: the target may have appeared while the frames were being written.
         _check_folder(target, suffix, overwrite, protect)
         if target.exists():
