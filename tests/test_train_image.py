@@ -84,10 +84,9 @@ def test_refit_shipped_model_with_classes_and_new_levels(tmp_path: Path, samples
 
 def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Path) -> None:
     """The shipped model has neighbour contexts; one more step of training from it refits
-    them on the new latents for as many channels, and the result codes exactly."""
+    them on the new latents for as many channels and leaders per level, and the result codes
+    exactly."""
     shipped = ImageCodec.load()
-    channels = {len(m.contexts.modelled) for m in shipped.model.entropy_models}
-    assert len(channels) == 1 and channels.pop() >= 40
     data, photo = _one_photo(tmp_path, samples_dir)
     out = tmp_path / "more"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
@@ -96,8 +95,10 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
     assert result.exit_code == 0, result.output
 
     codec = ImageCodec(load_model("image-wavelet", search=[out]))
-    shipped_channels = len(shipped.model.entropy_models[0].contexts.modelled)
-    assert all(0 < len(m.contexts.modelled) <= shipped_channels for m in codec.model.entropy_models)
+    for refit, own in zip(codec.model.entropy_models, shipped.model.entropy_models, strict=True):
+        assert len(own.contexts.modelled) >= 40
+        assert 0 < len(refit.contexts.modelled) <= len(own.contexts.modelled)
+        assert len(refit.contexts.context_leaders) <= len(own.contexts.context_leaders)
     crop = photo[200:264, 300:380]
     latent = codec.latents(crop, 3)
     entropy_model = codec.model.entropy_models[3]
@@ -105,6 +106,25 @@ def test_context_tables_are_refit_after_training(tmp_path: Path, samples_dir: Pa
         entropy_model.decompress(entropy_model.compress(latent), latent.shape), latent
     )
     assert codec.decode(codec.encode(crop, 3)).pixels.shape == crop.shape
+
+
+def test_context_options_per_level(tmp_path: Path, samples_dir: Path) -> None:
+    """--context-channels and --context-leaders take one number or one per level."""
+    data, photo = _one_photo(tmp_path, samples_dir)
+    out = tmp_path / "levels"
+    args = ["train", "image", "--data", str(data), "--out", str(out), "--init", "image-wavelet"]
+    args += ["--classes", "4", "--steps", "0", "--context-channels", "6"]
+    result = CliRunner().invoke(app, [*args, "--context-leaders", "0,0,0,0,0,0,2,3"])
+    assert result.exit_code == 0, result.output
+    codec = ImageCodec(load_model("image-wavelet", search=[out]))
+    contexts = [m.contexts for m in codec.model.entropy_models]
+    assert [len(c.modelled) for c in contexts] == [6] * 8
+    assert [len(c.context_leaders) for c in contexts] == [0] * 6 + [2, 3]
+    crop = photo[200:264, 300:380]
+    assert codec.decode(codec.encode(crop, 7)).pixels.shape == crop.shape
+    for leaders in ("1,2", "x", "-1", "7"):
+        result = CliRunner().invoke(app, [*args, "--context-leaders", leaders])
+        assert result.exit_code == 2 and "--context-leaders" in result.output, leaders
 
 
 def test_widened_refiner_computes_the_same_function() -> None:

@@ -11,7 +11,6 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nvcodec.cli.errors import user_errors
-from nvcodec.entropy.adaptive import CONTEXT_LEADERS
 from nvcodec.models.image_codec import ImageCodecConfig, WaveletImageCodec
 from nvcodec.models.store import Manifest
 from nvcodec.training.common import load_checkpoint, recipe_of
@@ -111,22 +110,21 @@ def train_image(
     ] = False,
     device: Annotated[str, _DEVICE_OPTION] = "cpu",
     context_channels: Annotated[
-        int | None,
+        str | None,
         typer.Option(
-            min=1,
             help="Neighbour-context tables for this many of each level's busiest latent "
-            "channels, counted on the training images at export (a model trained from one "
-            "with contexts refits them on its own count).",
+            "channels: one number, or one per level (comma-separated), counted on the training "
+            "images at export (default: the --init model's own).",
         ),
     ] = None,
     context_leaders: Annotated[
-        int,
+        str | None,
         typer.Option(
-            min=0,
-            help="Of those, the busiest coded first in each context step: the others' "
-            "contexts see their magnitudes at the same position.",
+            help="Of those, the busiest coded first in each context step (the others' "
+            "contexts see their magnitudes at the same position): one number, or one per "
+            "level (default: the --init model's own).",
         ),
-    ] = CONTEXT_LEADERS,
+    ] = None,
 ) -> None:
     """Train the wavelet image codec: PCA start, R-D training, integer tables, safetensors."""
     from nvcodec.models.store import load_model
@@ -206,12 +204,37 @@ def train_image(
             optimizer_state=optimizer_state,
             progress=report,
         )
-    contexts = context_channels or max(len(m.contexts.modelled) for m in model.entropy_models)
-    if contexts:
-        recipe.fit_contexts(model, recipe.image_paths(data), contexts, context_leaders)
+    contexts = [m.contexts for m in model.entropy_models]
+    channels = _per_level(context_channels, "--context-channels", len(contexts), low=1) or [
+        len(c.modelled) if c.fitted else 0 for c in contexts
+    ]
+    leaders = _per_level(context_leaders, "--context-leaders", len(contexts), low=0) or [
+        len(c.context_leaders) for c in contexts
+    ]
+    if any(leading > modelled for leading, modelled in zip(leaders, channels, strict=True)):
+        raise typer.BadParameter("--context-leaders: more leaders than context channels")
+    if all(channels):
+        recipe.fit_contexts(model, recipe.image_paths(data), channels, leaders)
     made = _recipe(settings, began, base)
     manifest = recipe.export(model, out, model_id, made, overwrite=True)
     typer.echo(f"{out / model_id}.safetensors: sha256 {manifest.sha256}")
+
+
+def _per_level(text: str | None, option: str, levels: int, low: int) -> list[int] | None:
+    """``option``'s value: one integer for every level, or one per level (comma-separated)."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{option}: {text!r} is not integers separated by commas"
+        ) from None
+    if len(values) not in (1, levels) or min(values) < low:
+        raise typer.BadParameter(
+            f"{option}: give one number >= {low}, or {levels} (one per level), not {text!r}"
+        )
+    return values * levels if len(values) == 1 else values
 
 
 @train_app.command("audio")

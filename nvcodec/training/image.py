@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nvcodec.entropy import fit_density
-from nvcodec.entropy.adaptive import CONTEXT_LEADERS, BlockAdaptiveEntropyModel
+from nvcodec.entropy.adaptive import BlockAdaptiveEntropyModel
 from nvcodec.io.image import IMAGE_SUFFIXES, read_image, to_rgb
 from nvcodec.models.image_codec import (
     ARCHITECTURE,
@@ -59,8 +59,8 @@ class TrainSettings:
     decoder_width: int | None = None
     decoder_blocks: int | None = None
     device: str = "cpu"
-    context_channels: int | None = None
-    context_leaders: int = CONTEXT_LEADERS
+    context_channels: str | None = None  # as given: one number, or one per level
+    context_leaders: str | None = None
     decoder_only: bool = False
 
 
@@ -300,10 +300,10 @@ CONTEXT_CROP = 512
 
 @torch.no_grad()
 def fit_contexts(
-    model: WaveletImageCodec, paths: Sequence[Path], channels: int, leaders: int = CONTEXT_LEADERS
+    model: WaveletImageCodec, paths: Sequence[Path], channels: Sequence[int], leaders: Sequence[int]
 ) -> None:
     """Every level's neighbour-context tables (``entropy.context``) for its ``channels``
-    busiest channels (the ``leaders`` busiest coded first), counted on the symbols the encoder
+    busiest channels (its ``leaders`` busiest coded first), counted on the symbols the encoder
     codes for the training images (central crops of at most ``CONTEXT_CROP`` pixels a side;
     chosen under the model's current contexts), after the level's own tables are final: the
     contexts span their ranges."""
@@ -316,7 +316,7 @@ def fit_contexts(
             model.symbols(model.encode_latent(padded_unit(crop, block), quality), quality)
             for crop in crops
         )
-        entropy_model.fit_contexts(latents, channels, leaders=leaders)
+        entropy_model.fit_contexts(latents, channels[quality], leaders=leaders[quality])
 
 
 def _central_crop(image: np.ndarray, side: int) -> np.ndarray:
