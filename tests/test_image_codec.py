@@ -160,6 +160,22 @@ def test_tiled_decode_has_no_seams(codec: ImageCodec) -> None:
     assert difference.max() <= 1
 
 
+def test_the_halo_around_tiles_is_the_refiners_receptive_field(codec: ImageCodec) -> None:
+    """A latent position ``halo`` away still changes the refiner's output, one further does
+    not: tiles decoded with that margin decode as the whole image would."""
+    halo = codec.halo
+    size = 2 * halo + 5
+    center = size // 2
+    latent = torch.randn(1, codec.config.latent_channels, size, size)
+    refiner = codec.model.refiner
+    with torch.inference_mode():
+        output = refiner(latent)[..., center, center]
+        for distance, changes in ((halo, True), (halo + 1, False)):
+            moved = latent.clone()
+            moved[..., center, center + distance] += 5
+            assert (refiner(moved)[..., center, center] != output).any() == changes
+
+
 def test_damaged_payloads_raise_bitstream_error(codec: ImageCodec, photo: np.ndarray) -> None:
     payload = codec.encode(photo[:64, :64], 3)
     for cut in (0, 5, 14, 20, len(payload) - 1):

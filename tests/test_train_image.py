@@ -127,17 +127,21 @@ def test_context_options_per_level(tmp_path: Path, samples_dir: Path) -> None:
         assert result.exit_code == 2 and "--context-leaders" in result.output, leaders
 
 
-def test_widened_refiner_computes_the_same_function() -> None:
+def test_grown_refiner_computes_the_same_function() -> None:
     torch.manual_seed(0)
     refiner = BandRefiner(latent_channels=12, bands=12, width=8, blocks=2)
     for parameter in refiner.parameters():  # a trained refiner: nothing is zero
         torch.nn.init.normal_(parameter, std=0.1)
-    wide = refiner.widened(20)
     latent = torch.randn(2, 12, 9, 7)
-    assert wide.head.out_channels == 20
-    assert torch.allclose(wide(latent), refiner(latent), atol=1e-6)
-    with pytest.raises(ValueError, match="cannot widen"):
-        refiner.widened(4)
+    for width, blocks in ((20, 2), (8, 3), (20, 3)):
+        grown = refiner.grown(width, blocks)
+        assert (grown.head.out_channels, len(grown.blocks)) == (width, blocks)
+        assert torch.allclose(grown(latent), refiner(latent), atol=1e-6)
+    assert grown.blocks[2].body[0].weight.abs().min() > 0  # the new block can learn
+    with pytest.raises(ValueError, match="cannot grow"):
+        refiner.grown(4, 2)
+    with pytest.raises(ValueError, match="cannot grow"):
+        refiner.grown(8, 1)
 
 
 def test_decoder_only_training_keeps_the_encoder_and_its_tables(

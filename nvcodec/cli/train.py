@@ -92,13 +92,17 @@ def train_image(
         int | None,
         typer.Option(
             min=8,
-            help="Refiner width (with --init: wider at as many blocks grows the trained "
-            "refiner, otherwise a new one from zero).",
+            help="Refiner width (with --init: wider, and not shallower, grows the trained "
+            "refiner; narrower starts a new one from zero).",
         ),
     ] = None,
     decoder_blocks: Annotated[
         int | None,
-        typer.Option(min=1, help="Refiner blocks (with --init: a new refiner, from zero)."),
+        typer.Option(
+            min=1,
+            help="Refiner blocks (with --init: more, and not narrower, grows the trained "
+            "refiner; fewer starts a new one from zero).",
+        ),
     ] = None,
     decoder_only: Annotated[
         bool,

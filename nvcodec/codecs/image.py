@@ -42,8 +42,6 @@ PACKET_VERSION = 2
 _PACKET_HEADER = struct.Struct("<BBBIIH")
 _LENGTH = struct.Struct("<I")
 TILE_LATENT = 64
-# The refiner sees this many latent positions around a tile: enough for its receptive field.
-TILE_HALO = 12
 MAX_PIXELS = 1 << 28
 
 
@@ -95,6 +93,12 @@ class ImageCodec:
         the symbols are the same anywhere, while float results may differ in the last bit."""
         self.model.to(device)
         return self
+
+    @property
+    def halo(self) -> int:
+        """Latent positions the refiner sees around a tile (its receptive field: a 3x3
+        convolution in, two in each block, one out), so tiles decode without seams."""
+        return 2 * self.config.decoder_blocks + 2
 
     @property
     def device(self) -> torch.device:
@@ -206,10 +210,10 @@ class ImageCodec:
                 following = next(strips, None)
                 parts = [current]
                 if previous is not None:
-                    parts.insert(0, previous[:, :, -TILE_HALO:])
+                    parts.insert(0, previous[:, :, -self.halo :])
                 if following is not None:
-                    parts.append(following[:, :, :TILE_HALO])
-                halo = TILE_HALO if previous is not None else 0
+                    parts.append(following[:, :, : self.halo])
+                halo = self.halo if previous is not None else 0
                 band = self._synthesize(torch.cat(parts, dim=2), halo, current.shape[2], quality)
                 band = band[: height - top, :width]
                 if channels in (1, 2):
@@ -238,14 +242,14 @@ class ImageCodec:
 
     def _synthesize(self, window: torch.Tensor, halo: int, rows: int, quality: int) -> np.ndarray:
         """Pixels of the ``rows`` latent rows that start ``halo`` rows into ``window``, decoded
-        tile by tile with ``TILE_HALO`` latent positions around each (no seams)."""
+        tile by tile with ``halo`` latent positions around each (no seams)."""
         block = self.config.block
         lat_w = window.shape[3]
         out = np.empty((rows * block, lat_w * block, 3), dtype=np.uint8)
         for left in range(0, lat_w, TILE_LATENT):
-            start = max(left - TILE_HALO, 0)
+            start = max(left - self.halo, 0)
             image = self.model.decode_latent(
-                window[:, :, :, start : left + TILE_LATENT + TILE_HALO].to(self.device), quality
+                window[:, :, :, start : left + TILE_LATENT + self.halo].to(self.device), quality
             )
             crop_left = (left - start) * block
             w = min(left + TILE_LATENT, lat_w) - left

@@ -92,16 +92,20 @@ class BandRefiner(nn.Module):
         return self.tail(self.blocks(self.head(latent)))
 
     @torch.no_grad()
-    def widened(self, width: int) -> BandRefiner:
-        """A copy ``width`` channels wide computing the same function: the new channels start
-        from small random weights, and nothing reads them yet (their outgoing weights are
-        zero), so training grows a trained refiner instead of starting one from zero."""
+    def grown(self, width: int, blocks: int) -> BandRefiner:
+        """A copy ``width`` channels wide and ``blocks`` deep computing the same function: the
+        new channels start from small random weights, and nothing reads them yet (their
+        outgoing weights are zero); the new blocks, after the trained ones, add zero to the
+        residual stream. So training grows a trained refiner instead of starting from zero."""
         old = self.head.out_channels
-        if width < old:
-            raise ValueError(f"cannot widen a refiner of {old} channels to {width}")
-        wide = BandRefiner(self.head.in_channels, self.tail.out_channels, width, len(self.blocks))
+        if width < old or blocks < len(self.blocks):
+            raise ValueError(
+                f"cannot grow a refiner of {old} channels and {len(self.blocks)} blocks to "
+                f"{width} and {blocks}"
+            )
+        wide = BandRefiner(self.head.in_channels, self.tail.out_channels, width, blocks)
         convs = [(self.head, wide.head)]
-        for block, wide_block in zip(self.blocks, wide.blocks, strict=True):
+        for block, wide_block in zip(self.blocks, wide.blocks, strict=False):
             convs += [(block.body[0], wide_block.body[0]), (block.body[2], wide_block.body[2])]
         convs.append((self.tail, wide.tail))
         for trained, grown in convs:
@@ -109,9 +113,11 @@ class BandRefiner(nn.Module):
             grown.weight[:outputs, inputs:] = 0  # old channels ignore the new ones
             grown.weight[:outputs, :inputs] = trained.weight
             grown.bias[:outputs] = trained.bias
-        for block in wide.blocks:  # new channels pass the residual stream through unchanged
-            block.body[2].weight[old:] = 0
-            block.body[2].bias[old:] = 0
+        for index, block in enumerate(wide.blocks):
+            # New channels pass the residual stream through unchanged; new blocks add nothing.
+            start = old if index < len(self.blocks) else 0
+            block.body[2].weight[start:] = 0
+            block.body[2].bias[start:] = 0
         return wide
 
 

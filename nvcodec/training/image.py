@@ -251,8 +251,8 @@ def reconfigured(
     refiner: Mapping[str, int] | None = None,
 ) -> WaveletImageCodec:
     """A copy of ``model`` with other density classes and/or quality gains, for a density refit,
-    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``): a wider one of
-    as many blocks grows from the trained one (``BandRefiner.widened``), any other starts from
+    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``): a wider or
+    deeper one grows from the trained one (``BandRefiner.grown``), a smaller one starts from
     zero.
 
     The encoder and the linear decoder are kept, and with the same classes and gains the
@@ -273,10 +273,10 @@ def reconfigured(
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
     if new_refiner:
         refiner_module = grown.refiner
-        if config.decoder_blocks == model.config.decoder_blocks and (
+        if config.decoder_blocks >= model.config.decoder_blocks and (
             config.decoder_width >= model.config.decoder_width
         ):
-            refiner_module = model.refiner.widened(config.decoder_width)
+            refiner_module = model.refiner.grown(config.decoder_width, config.decoder_blocks)
         state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
         state.update({f"refiner.{k}": v for k, v in refiner_module.state_dict().items()})
     if not new_densities:
