@@ -184,6 +184,16 @@ def train_image(
     else:
         config = ImageCodecConfig(entropy_classes=classes, **refiner)
         model = recipe.new_model(config, sampler, seed)
+    # Checked before training; the tables are counted after it.
+    contexts = [m.contexts for m in model.entropy_models]
+    channels = _per_level(context_channels, "--context-channels", len(contexts), low=1) or [
+        len(c.modelled) if c.fitted else 0 for c in contexts
+    ]
+    leaders = _per_level(context_leaders, "--context-leaders", len(contexts), low=0) or [
+        len(c.context_leaders) for c in contexts
+    ]
+    if any(leading > modelled for leading, modelled in zip(leaders, channels, strict=True)):
+        raise typer.BadParameter("--context-leaders: more leaders than context channels")
     _full_float32(device)
     model.to(device)
     validation = recipe.load_validation(val) if val is not None else []
@@ -208,15 +218,6 @@ def train_image(
             optimizer_state=optimizer_state,
             progress=report,
         )
-    contexts = [m.contexts for m in model.entropy_models]
-    channels = _per_level(context_channels, "--context-channels", len(contexts), low=1) or [
-        len(c.modelled) if c.fitted else 0 for c in contexts
-    ]
-    leaders = _per_level(context_leaders, "--context-leaders", len(contexts), low=0) or [
-        len(c.context_leaders) for c in contexts
-    ]
-    if any(leading > modelled for leading, modelled in zip(leaders, channels, strict=True)):
-        raise typer.BadParameter("--context-leaders: more leaders than context channels")
     if all(channels):
         recipe.fit_contexts(model, recipe.image_paths(data), channels, leaders)
     made = _recipe(settings, began, base)
