@@ -144,22 +144,48 @@ def test_grown_refiner_computes_the_same_function() -> None:
         refiner.grown(8, 1)
 
 
+def test_a_refiner_conditioned_on_levels_grows_from_an_unconditioned_one() -> None:
+    """Conditioning starts as the identity at every level, and then tells the levels apart."""
+    torch.manual_seed(0)
+    refiner = BandRefiner(latent_channels=12, bands=12, width=8, blocks=2)
+    for parameter in refiner.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    latent = torch.randn(2, 12, 9, 7)
+    conditioned = refiner.grown(10, 3, levels=4)
+    assert conditioned.level_scale.shape == (4, 10)
+    for level in range(4):
+        assert torch.allclose(conditioned(latent, level), refiner(latent), atol=1e-6)
+    with torch.no_grad():
+        conditioned.level_bias[2] = 0.5
+    assert not torch.allclose(conditioned(latent, 2), conditioned(latent, 1))
+    wider = conditioned.grown(16, 3)  # keeps its conditioning
+    assert torch.allclose(wider(latent, 2), conditioned(latent, 2), atol=1e-6)
+    with pytest.raises(ValueError, match="quality level"):
+        conditioned(latent)
+    with pytest.raises(ValueError, match="cannot grow"):
+        conditioned.grown(10, 3, levels=5)
+
+
 def test_decoder_only_training_keeps_the_encoder_and_its_tables(
     tmp_path: Path, samples_dir: Path
 ) -> None:
-    """Widen the shipped model's refiner and train the decoder alone: the encoder, gains and
-    class densities stay bit for bit (the rates do not move), the decoder changes."""
+    """Widen the shipped model's refiner, condition it on the level, and train the decoder
+    alone: the encoder, gains and class densities stay bit for bit (the rates do not move),
+    the decoder changes, and the refiner is stored in float16."""
     data, photo = _one_photo(tmp_path, samples_dir)
     out = tmp_path / "decoder"
     args = ["train", "image", "--data", str(data), "--out", str(out), "--crop", "32"]
     args += ["--init", "image-wavelet", "--classes", "4", "--decoder-only"]
-    args += ["--decoder-width", "104", "--steps", "2", "--batch", "2"]
+    args += ["--decoder-width", "200", "--decoder-conditioned", "--steps", "2", "--batch", "2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
 
     shipped = ImageCodec.load().model.state_dict()
-    trained = ImageCodec(load_model("image-wavelet", search=[out])).model.state_dict()
-    assert trained["refiner.head.weight"].shape[0] == 104
+    stored = load_model("image-wavelet", search=[out])
+    assert stored.tensors["refiner.head.weight"].dtype == torch.float16  # half the file
+    trained = ImageCodec(stored).model.state_dict()
+    assert trained["refiner.head.weight"].shape[0] == 200
+    assert trained["refiner.level_scale"].shape == (8, 200)
     kept = [k for k in shipped if k.startswith(("analysis.", "log_gains", "entropy_models."))]
     assert all(torch.equal(trained[k], shipped[k]) for k in kept if ".contexts." not in k)
     assert not torch.equal(trained["synthesis.weight"], shipped["synthesis.weight"])

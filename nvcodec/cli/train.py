@@ -104,6 +104,14 @@ def train_image(
             "refiner; fewer starts a new one from zero).",
         ),
     ] = None,
+    decoder_conditioned: Annotated[
+        bool | None,
+        typer.Option(
+            "--decoder-conditioned/--decoder-unconditioned",
+            help="Scale and shift the refiner's features per quality level (with --init: "
+            "added to the trained refiner, starting as the identity).",
+        ),
+    ] = None,
     decoder_only: Annotated[
         bool,
         typer.Option(
@@ -151,6 +159,7 @@ def train_image(
         **({"lmbdas": tuple(float(v) for v in lmbdas.split(","))} if lmbdas else {}),
         decoder_width=decoder_width,
         decoder_blocks=decoder_blocks,
+        decoder_conditioned=decoder_conditioned,
         device=device,
         context_channels=context_channels,
         context_leaders=context_leaders,
@@ -159,7 +168,11 @@ def train_image(
     sampler = recipe.CropSampler(recipe.image_paths(data), crop, seed)
     refiner = {
         name: value
-        for name, value in (("decoder_width", decoder_width), ("decoder_blocks", decoder_blocks))
+        for name, value in (
+            ("decoder_width", decoder_width),
+            ("decoder_blocks", decoder_blocks),
+            ("decoder_conditioned", decoder_conditioned),
+        )
         if value is not None
     }
     checkpoint = out / "checkpoint.pt"

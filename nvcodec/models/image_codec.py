@@ -42,6 +42,9 @@ class ImageCodecConfig:
     latent_channels: int = 192
     decoder_width: int = 96
     decoder_blocks: int = 4
+    # The refiner's features scaled and shifted per quality level (FiLM): it then knows the
+    # quantization step it is undoing, which its input alone hides.
+    decoder_conditioned: bool = False
     # Forward-adaptive entropy coding: density classes chosen per block of latent positions.
     entropy_classes: int = 1
     entropy_block: int = 4
@@ -78,32 +81,54 @@ class ResidualBlock(nn.Module):
 
 
 class BandRefiner(nn.Module):
-    """Predicts a correction to the linearly decoded bands from the latent (zero at init)."""
+    """Predicts a correction to the linearly decoded bands from the latent (zero at init).
 
-    def __init__(self, latent_channels: int, bands: int, width: int, blocks: int) -> None:
+    With ``levels``, the features after the head are scaled by ``1 + level_scale[level]`` and
+    shifted by ``level_bias[level]`` (both zero at init) for the quality level decoded.
+    """
+
+    def __init__(
+        self, latent_channels: int, bands: int, width: int, blocks: int, levels: int = 0
+    ) -> None:
         super().__init__()
         self.head = nn.Conv2d(latent_channels, width, 3, padding=1)
         self.blocks = nn.Sequential(*(ResidualBlock(width) for _ in range(blocks)))
         self.tail = nn.Conv2d(width, bands, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        self.levels = levels
+        if levels:
+            self.level_scale = nn.Parameter(torch.zeros(levels, width))
+            self.level_bias = nn.Parameter(torch.zeros(levels, width))
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.blocks(self.head(latent)))
+    def forward(self, latent: torch.Tensor, level: int | None = None) -> torch.Tensor:
+        features = self.head(latent)
+        if self.levels:
+            if level is None:
+                raise ValueError("this refiner is conditioned on the quality level: give it")
+            scale = 1 + self.level_scale[level, :, None, None]
+            features = features * scale + self.level_bias[level, :, None, None]
+        return self.tail(self.blocks(features))
 
     @torch.no_grad()
-    def grown(self, width: int, blocks: int) -> BandRefiner:
-        """A copy ``width`` channels wide and ``blocks`` deep computing the same function: the
-        new channels start from small random weights, and nothing reads them yet (their
-        outgoing weights are zero); the new blocks, after the trained ones, add zero to the
-        residual stream. So training grows a trained refiner instead of starting from zero."""
+    def grown(self, width: int, blocks: int, levels: int | None = None) -> BandRefiner:
+        """A copy ``width`` channels wide and ``blocks`` deep (conditioned on ``levels``
+        quality levels; default: as this one) computing the same function: the new channels
+        start from small random weights, and nothing reads them yet (their outgoing weights
+        are zero); the new blocks, after the trained ones, add zero to the residual stream; a
+        new conditioning starts at scale 1, shift 0. So training grows a trained refiner
+        instead of starting from zero."""
         old = self.head.out_channels
-        if width < old or blocks < len(self.blocks):
+        levels = self.levels if levels is None else levels
+        if width < old or blocks < len(self.blocks) or (self.levels and levels != self.levels):
             raise ValueError(
-                f"cannot grow a refiner of {old} channels and {len(self.blocks)} blocks to "
-                f"{width} and {blocks}"
+                f"cannot grow a refiner of {old} channels, {len(self.blocks)} blocks and "
+                f"{self.levels} levels to {width}, {blocks} and {levels}"
             )
-        wide = BandRefiner(self.head.in_channels, self.tail.out_channels, width, blocks)
+        wide = BandRefiner(self.head.in_channels, self.tail.out_channels, width, blocks, levels)
+        if self.levels:
+            wide.level_scale[:, :old] = self.level_scale
+            wide.level_bias[:, :old] = self.level_bias
         convs = [(self.head, wide.head)]
         for block, wide_block in zip(self.blocks, wide.blocks, strict=False):
             convs += [(block.body[0], wide_block.body[0]), (block.body[2], wide_block.body[2])]
@@ -148,7 +173,11 @@ class WaveletImageCodec(nn.Module):
         self.analysis = nn.Conv2d(config.bands, config.latent_channels, 1)
         self.synthesis = nn.Conv2d(config.latent_channels, config.bands, 1)
         self.refiner = BandRefiner(
-            config.latent_channels, config.bands, config.decoder_width, config.decoder_blocks
+            config.latent_channels,
+            config.bands,
+            config.decoder_width,
+            config.decoder_blocks,
+            len(config.gains) if config.decoder_conditioned else 0,
         )
         self.log_gains = nn.Parameter(torch.log(torch.tensor(config.gains)))
         self.entropy_models = nn.ModuleList(
@@ -196,7 +225,7 @@ class WaveletImageCodec(nn.Module):
     def decode_latent(self, latent: torch.Tensor, quality: int) -> torch.Tensor:
         """Reconstruct the image from (rounded) latent symbols."""
         scaled = latent / self.log_gains[quality].exp()
-        bands = self.synthesis(scaled) + self.refiner(scaled)
+        bands = self.synthesis(scaled) + self.refiner(scaled, quality)
         return packet_inverse(bands, self.config.levels)
 
     def forward(self, x: torch.Tensor, quality: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -58,6 +58,7 @@ class TrainSettings:
     lmbdas: tuple[float, ...] = DEFAULT_LMBDAS
     decoder_width: int | None = None
     decoder_blocks: int | None = None
+    decoder_conditioned: bool | None = None
     device: str = "cpu"
     context_channels: str | None = None  # as given: one number, or one per level
     context_leaders: str | None = None
@@ -193,8 +194,17 @@ def export(
     *,
     overwrite: bool = False,
 ) -> Manifest:
-    """Finalize every level's integer tables and write the model to the store."""
-    return export_levels(model, ARCHITECTURE, directory, model_id, recipe, overwrite=overwrite)
+    """Finalize every level's integer tables and write the model to the store, the refiner in
+    float16: two thirds of the file otherwise; on Kodak it moves PSNR by under 0.0001 dB."""
+    return export_levels(
+        model,
+        ARCHITECTURE,
+        directory,
+        model_id,
+        recipe,
+        overwrite=overwrite,
+        half_precision=("refiner.",),
+    )
 
 
 def block_classes_by_activity(
@@ -248,12 +258,12 @@ def reconfigured(
     model: WaveletImageCodec,
     classes: int,
     gains: Sequence[float] | None = None,
-    refiner: Mapping[str, int] | None = None,
+    refiner: Mapping[str, int | bool] | None = None,
 ) -> WaveletImageCodec:
     """A copy of ``model`` with other density classes and/or quality gains, for a density refit,
-    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``): a wider or
-    deeper one grows from the trained one (``BandRefiner.grown``), a smaller one starts from
-    zero.
+    and/or another refiner (``refiner``: ``decoder_width``, ``decoder_blocks``,
+    ``decoder_conditioned``): a wider, deeper or newly conditioned one grows from the trained
+    one (``BandRefiner.grown``), a smaller one starts from zero.
 
     The encoder and the linear decoder are kept, and with the same classes and gains the
     densities and tables too. Otherwise each new level starts from the densities of the trained
@@ -264,19 +274,21 @@ def reconfigured(
     trained = model.log_gains.detach().exp()
     config = replace(model.config, entropy_classes=classes, gains=gains, **(refiner or {}))
     grown = WaveletImageCodec(config)
-    new_refiner = (config.decoder_width, config.decoder_blocks) != (
-        model.config.decoder_width,
-        model.config.decoder_blocks,
-    )
+    shape = ("decoder_width", "decoder_blocks", "decoder_conditioned")
+    new_refiner = any(getattr(config, name) != getattr(model.config, name) for name in shape)
     new_densities = (classes, gains) != (model.config.entropy_classes, model.config.gains)
     dropped = ("entropy_models.",) if new_densities else ()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
     if new_refiner:
         refiner_module = grown.refiner
-        if config.decoder_blocks >= model.config.decoder_blocks and (
-            config.decoder_width >= model.config.decoder_width
+        if (
+            config.decoder_blocks >= model.config.decoder_blocks
+            and config.decoder_width >= model.config.decoder_width
+            and model.refiner.levels in (0, grown.refiner.levels)
         ):
-            refiner_module = model.refiner.grown(config.decoder_width, config.decoder_blocks)
+            refiner_module = model.refiner.grown(
+                config.decoder_width, config.decoder_blocks, grown.refiner.levels
+            )
         state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
         state.update({f"refiner.{k}": v for k, v in refiner_module.state_dict().items()})
     if not new_densities:

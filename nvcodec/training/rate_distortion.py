@@ -82,18 +82,27 @@ def export_levels(
     recipe: dict[str, Any],
     *,
     overwrite: bool = False,
+    half_precision: tuple[str, ...] = (),
 ) -> Manifest:
     """Finalize every level's integer tables (on the CPU, wherever the model trained) and write
-    the model to the store."""
+    the model to the store. Weights named under a ``half_precision`` prefix are stored as
+    float16 (loading casts them back); the model keeps those rounded values, so it goes on
+    computing exactly what the stored one will."""
     model.cpu()
     for entropy_model in model.entropy_models:
         entropy_model.finalize()
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if name.startswith(half_precision) and tensor.is_floating_point():
+                tensor.copy_(tensor.half())
+                state[name] = tensor.half()
     return save_model(
         directory,
         model_id,
         architecture,
         model.config.to_dict(),
-        model.state_dict(),
+        state,
         recipe,
         overwrite=overwrite,
     )
