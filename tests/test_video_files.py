@@ -274,13 +274,14 @@ def test_folders_and_silent_videos_encode(work: Path, tmp_path: Path) -> None:
     source = np.load(work / "frames.npy")[:5]
     for number, frame in enumerate(source):
         write_image(folder / f"f{number + 1}.png", frame)
-    report = encode_file(folder, tmp_path / "f.nvc", quality=2)
-    assert "quality 2" in report.setting and "audio" not in report.setting
+    report = encode_file(folder, tmp_path / "f.nvc", quality=3)
+    assert "quality 3" in report.setting and "audio" not in report.setting
     with ContainerReader(tmp_path / "f.nvc") as reader:
         assert len(reader.streams) == 1 and reader.streams[0].frame_rate == 25  # the default
     decode_file(tmp_path / "f.nvc", tmp_path / "f.mp4")
     assert "audio" not in streams_of(tmp_path / "f.mp4")
-    assert psnr(frames_of(tmp_path / "f.mp4"), source) > 25
+    # 28.8 dB with the model of 2026-11-28 (quality 2 gave 25.1 here, too close to a bar)
+    assert psnr(frames_of(tmp_path / "f.mp4"), source) > 26
     encode_file(work / "clip.mp4", tmp_path / "sound.nvc", audio_only=True)
     with ContainerReader(tmp_path / "sound.nvc") as reader:
         assert [s.kind.name for s in reader.streams] == ["AUDIO"]
