@@ -343,24 +343,32 @@ def reseal(data: bytes) -> bytes:
         if 0 <= start <= end and end + fmt.CRC.size <= len(out):
             fmt.CRC.pack_into(out, end, zlib.crc32(out[start:end]))
 
-    if len(out) < fmt.PREAMBLE.size or out[: len(fmt.MAGIC)] != fmt.MAGIC:
+    def varints(pos: int, count: int) -> list[int]:
+        """``count`` varints from ``pos``, then the position after them."""
+        values = []
+        for _ in range(count):
+            value, pos = fmt.decode_varint(out, pos)
+            values.append(value)
+        return [*values, pos]
+
+    if len(out) <= fmt.PREAMBLE.size or out[: len(fmt.MAGIC)] != fmt.MAGIC:
         return bytes(out)
-    end = fmt.PREAMBLE.size + fmt.PREAMBLE.unpack_from(out)[3]
-    seal(0, end)
-    pos = end + fmt.CRC.size
-    while out[pos : pos + 4] == fmt.PACKET_SYNC and pos + fmt.PACKET_HEADER_SIZE <= len(out):
-        seal(pos, pos + fmt.PACKET_HEADER.size)
-        length = fmt.PACKET_HEADER.unpack_from(out, pos)[5]
-        start = pos + fmt.PACKET_HEADER_SIZE
-        seal(start, start + length)
-        pos = start + length + fmt.CRC.size
-    if out[pos : pos + 4] == fmt.INDEX_SYNC and pos + fmt.INDEX_HEAD.size <= len(out):
-        _, streams, entries = fmt.INDEX_HEAD.unpack_from(out, pos)
-        body = streams * fmt.INDEX_SUMMARY.size + entries * fmt.INDEX_ENTRY.size
-        seal(pos, pos + fmt.INDEX_HEAD.size + body)
-    if out.endswith(fmt.END_MAGIC) and len(out) >= fmt.TRAILER.size:
-        start = len(out) - fmt.TRAILER.size
-        seal(start, start + fmt.INDEX_LOCATION.size)
+    try:
+        body_length, body = varints(fmt.PREAMBLE.size, 1)
+        seal(0, body + body_length)
+        pos = body + body_length + fmt.CRC.size
+        while out[pos : pos + 4] == fmt.PACKET_SYNC:
+            _, after_stream = varints(pos + 4, 1)
+            *_, length, crc_at = varints(after_stream + 1, 3)
+            seal(pos, crc_at)
+            start = crc_at + fmt.CRC.size
+            seal(start, start + length)
+            pos = start + length + fmt.CRC.size
+        if out[pos : pos + 4] == fmt.INDEX_SYNC:
+            body_length, body = varints(pos + 4, 1)
+            seal(pos, body + body_length)
+    except ValueError:  # a varint cut short or malformed: nothing further can be located
+        pass
     return bytes(out)
 
 

@@ -84,6 +84,14 @@ def expected_summaries(stream_count: int, packets: list[Packet]) -> list[StreamS
     return result
 
 
+def index_offset_of(data: bytes) -> int:
+    """Where a complete file's index starts: it ends where the trailer starts, and the trailer
+    gives its length."""
+    trailer_at = len(data) - fmt.TRAILER.size
+    (length,) = struct.unpack_from("<I", data, trailer_at)
+    return trailer_at - length
+
+
 def read_until_error(packets: Iterable[Packet]) -> tuple[list[Packet], FormatError | None]:
     """Collect packets until the iterator ends or raises FormatError."""
     got: list[Packet] = []
@@ -146,7 +154,7 @@ def test_round_trip_through_a_file(
     path = tmp_path_factory.getbasetemp() / "round_trip.nvc"
     write_file(path, streams, packets, metadata=metadata, overwrite=True)
     with ContainerReader(path) as reader:
-        assert reader.version == (1, 0)
+        assert reader.version == (2, 0)
         assert reader.has_index
         assert reader.file_size == path.stat().st_size
         assert reader.streams == streams
@@ -183,8 +191,7 @@ def test_summaries_of_a_pipe_walk_the_headers() -> None:
     reader = ContainerReader.from_stream(Pipe(data), name="in")
     assert reader.summaries() == expected_summaries(1, packets)
     assert reader.path == "in" and reader.file_size is None
-    (index_offset,) = struct.unpack_from("<Q", data, len(data) - fmt.TRAILER.size)
-    cut = ContainerReader.from_stream(Pipe(data[: index_offset - 5]))
+    cut = ContainerReader.from_stream(Pipe(data[: index_offset_of(data) - 5]))
     with pytest.raises(FormatError, match="packet payload is truncated"):
         cut.summaries()
 
@@ -201,9 +208,8 @@ def seek_sample(tmp_path: Path) -> tuple[Path, Path, list[Packet]]:
         packets.append(Packet(1, t * 1920, 1920, True, b"a"))
     path = tmp_path / "seek.nvc"
     data = write_file(path, [VIDEO, AUDIO], packets)
-    (index_offset,) = struct.unpack_from("<Q", data, len(data) - fmt.TRAILER.size)
     cut = tmp_path / "cut.nvc"
-    cut.write_bytes(data[:index_offset])
+    cut.write_bytes(data[: index_offset_of(data)])
     return path, cut, packets
 
 
@@ -261,30 +267,75 @@ def test_interleaved_iterators_do_not_disturb_each_other(tmp_path: Path) -> None
 # Header parsing rules ----------------------------------------------------------------------
 
 
+varint = fmt.encode_varint
+
+
+def test_varints_and_zigzag_follow_the_specification() -> None:
+    """The encodings the hand-built files below rely on: unsigned LEB128, zigzag for signed
+    (decoding them is checked through the malformed headers below)."""
+    for value, encoded in [
+        (0, b"\x00"),
+        (1, b"\x01"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (300, b"\xac\x02"),
+        (2**32 - 1, b"\xff\xff\xff\xff\x0f"),
+        (2**64 - 1, b"\xff" * 9 + b"\x01"),
+    ]:
+        assert varint(value) == encoded
+    for signed, unsigned in [(0, 0), (-1, 1), (1, 2), (-2, 3), (fmt.I64_MAX, 2**64 - 2)]:
+        assert (fmt.zigzag(signed), fmt.unzigzag(unsigned)) == (unsigned, signed)
+    assert fmt.zigzag(fmt.I64_MIN) == 2**64 - 1
+    with pytest.raises(ValueError, match="negative"):
+        varint(-1)
+
+
 def tlv(tag: int, value: bytes) -> bytes:
-    return struct.pack("<HI", tag, len(value)) + value
+    """One field of a field list: varint tag, varint length, value."""
+    return varint(tag) + varint(len(value)) + value
 
 
 def stream_tlv(*extra: bytes, kind: int = 1, codec: bytes = b"img") -> bytes:
     fields = (
-        tlv(fmt.TAG_KIND, struct.pack("<B", kind))
+        tlv(fmt.TAG_KIND, varint(kind))
         + tlv(fmt.TAG_CODEC, codec)
-        + tlv(fmt.TAG_TIME_BASE, struct.pack("<II", 1, 25))
+        + tlv(fmt.TAG_TIME_BASE, varint(1) + varint(25))
     )
     return tlv(fmt.TAG_STREAM, fields + b"".join(extra))
 
 
+# Where a field appended to stream_tlv()'s fields starts: after the stream's own tag and
+# length (one byte each) and its 12 bytes of fields, which is also where stream_tlv() ends.
+EXTRA = len(stream_tlv())
+
+
 def metadata_tlv(key: str, value: str = "") -> bytes:
     raw = key.encode()
-    return tlv(fmt.TAG_METADATA_ENTRY, struct.pack("<H", len(raw)) + raw + value.encode())
+    return tlv(fmt.TAG_METADATA_ENTRY, varint(len(raw)) + raw + value.encode())
 
 
-def header_file(tmp_path: Path, body: bytes, major: int = 1, minor: int = 0) -> Path:
+def preamble(body_length: int, major: int = 2, minor: int = 0) -> bytes:
+    return struct.pack("<8sBB", fmt.MAGIC, major, minor) + varint(body_length)
+
+
+def body_start(body: bytes) -> int:
+    """The file offset of a hand-built header's body: after the preamble."""
+    return len(preamble(len(body)))
+
+
+def header_file(tmp_path: Path, body: bytes, major: int = 2, minor: int = 0) -> Path:
     """A file holding just a hand-built header (as from a writer cut short after it)."""
-    head = struct.pack("<8sHHI", fmt.MAGIC, major, minor, len(body)) + body
+    head = preamble(len(body), major, minor) + body
     path = tmp_path / "hand.nvc"
     path.write_bytes(head + struct.pack("<I", zlib.crc32(head)))
     return path
+
+
+def packet_header(stream: int, length: int) -> bytes:
+    """A hand-built packet header: keyframe, pts 0, duration 1, and a valid CRC."""
+    fields = b"NvPk" + varint(stream) + b"\x01" + varint(fmt.zigzag(0)) + varint(1)
+    fields += varint(length)
+    return fields + struct.pack("<I", zlib.crc32(fields))
 
 
 def open_error(path: Path) -> FormatError:
@@ -295,13 +346,13 @@ def open_error(path: Path) -> FormatError:
 
 
 def test_newer_minor_version_with_unknown_optional_fields_is_read(tmp_path: Path) -> None:
-    body = (
-        tlv(0x0123, b"top-level field from version 1.7")
-        + stream_tlv(tlv(0x0777, b"stream field from 1.7"), tlv(fmt.TAG_WIDTH, b"\x10\0\0\0"))
-        + tlv(fmt.TAG_METADATA_ENTRY, b"\x01\x00k\xc3\xa9")
+    body = (  # even tags are optional: skipped when unknown
+        tlv(0x1234, b"top-level field from version 2.7")
+        + stream_tlv(tlv(0x0778, b"stream field from 2.7"), tlv(fmt.TAG_WIDTH, varint(16)))
+        + tlv(fmt.TAG_METADATA_ENTRY, b"\x01k\xc3\xa9")
     )
     with ContainerReader(header_file(tmp_path, body, minor=7)) as reader:
-        assert reader.version == (1, 7)
+        assert reader.version == (2, 7)
         assert reader.streams == [StreamInfo(StreamKind.IMAGE, "img", Fraction(1, 25), width=16)]
         assert reader.metadata == {"k": "é"}
         assert not reader.has_index
@@ -310,28 +361,47 @@ def test_newer_minor_version_with_unknown_optional_fields_is_read(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("body", "offset"),
+    ("body", "offset"),  # odd tags are critical; the offset is from the body's start
     [
-        (stream_tlv() + tlv(0x8123, b""), 16 + len(stream_tlv())),
-        (stream_tlv(tlv(0x8777, b"x")), 16 + len(stream_tlv())),
+        (stream_tlv() + tlv(0x8123, b""), len(stream_tlv())),
+        (stream_tlv(tlv(0x8777, b"x")), EXTRA),
     ],
 )
 def test_unknown_critical_field_is_rejected(tmp_path: Path, body: bytes, offset: int) -> None:
     error = open_error(header_file(tmp_path, body))
     assert "unknown critical field" in error.problem
-    assert error.offset == offset
+    assert error.offset == body_start(body) + offset
 
 
 @pytest.mark.parametrize(
     ("major", "problem"),
     [
-        (2, "format version 2.3 is newer than this nvcodec supports (1.x): upgrade nvcodec"),
+        (
+            1,
+            "format version 1.3 was written by an older nvcodec and is no longer read: "
+            "encode it again",
+        ),
+        (3, "format version 3.3 is newer than this nvcodec supports (2.x): upgrade nvcodec"),
         (0, "format version 0.3 is unknown"),
     ],
 )
 def test_other_major_versions_are_rejected(tmp_path: Path, major: int, problem: str) -> None:
     error = open_error(header_file(tmp_path, stream_tlv(), major=major, minor=3))
     assert (error.offset, error.problem) == (8, problem)
+
+
+def test_version_1_files_are_no_longer_read(tmp_path: Path) -> None:
+    """A file in the old layout (u16 version numbers, u32 body length, 16-bit TLV tags) reads
+    as version 1.0 in the new preamble, and is refused with advice."""
+    old_field = struct.pack("<HI", 0x8002, 3) + b"img"
+    head = struct.pack("<8sHHI", fmt.MAGIC, 1, 0, len(old_field)) + old_field
+    path = tmp_path / "old.nvc"
+    path.write_bytes(head + struct.pack("<I", zlib.crc32(head)))
+    error = open_error(path)
+    assert error.offset == 8
+    assert error.problem.startswith(
+        "format version 1.0 was written by an older nvcodec and is no longer read"
+    )
 
 
 @pytest.mark.parametrize(
@@ -352,29 +422,92 @@ def test_not_an_nvcodec_file(tmp_path: Path, data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "problem"),
+    ("body", "problem", "offset"),  # the offset is from the body's start
     [
-        (stream_tlv(kind=7), "kind 7 is not 1 (image), 2 (video) or 3 (audio)"),
-        (stream_tlv(codec=b"\xff\xfe"), "codec is not valid UTF-8"),
-        (tlv(fmt.TAG_STREAM, tlv(fmt.TAG_KIND, b"\x01")), "lacks its required codec field"),
-        (stream_tlv(tlv(fmt.TAG_WIDTH, b"\x01\x00")), "width is 2 bytes, expected 4"),
-        (stream_tlv(tlv(fmt.TAG_FRAME_RATE, bytes(8))), "frame_rate has a zero denominator"),
-        (stream_tlv(tlv(fmt.TAG_MODEL_SHA256, bytes(5))), "model_sha256 is 5 bytes, not 32"),
-        (stream_tlv(tlv(fmt.TAG_CHANNELS, b"\x01\0"), tlv(fmt.TAG_CHANNELS, b"\x01\0")), "two"),
-        (stream_tlv() + tlv(fmt.TAG_STREAM, b"\x01\x80\xff\xff\xff\xff"), "declares 4294967295"),
-        (stream_tlv() + b"\x02\x00", "ends inside a field header"),
-        (tlv(fmt.TAG_METADATA_ENTRY, b"\x09\x00abc"), "key declares 9 bytes but only 3 remain"),
-        (tlv(fmt.TAG_METADATA_ENTRY, b"\x01"), "too short"),
-        (tlv(fmt.TAG_METADATA_ENTRY, b"\x01\x00k\x80"), "value of 'k' is not valid UTF-8"),
-        (tlv(fmt.TAG_METADATA_ENTRY, b"\0\0") * 2, "metadata key '' appears twice"),
-        (stream_tlv() * 65, "more than 64 streams"),
-        (b"".join(metadata_tlv(str(i)) for i in range(1025)), "more than 1024 metadata entries"),
+        (stream_tlv(kind=7), "stream 0 is invalid: kind 7 is not 1 (image), 2 (video) or 3", 2),
+        (stream_tlv(kind=256), "stream 0 kind value 256 is over the limit of 255", 4),
+        (stream_tlv(codec=b"\xff\xfe"), "stream 0 codec is not valid UTF-8", 7),
+        (tlv(fmt.TAG_STREAM, tlv(fmt.TAG_KIND, b"\x01")), "lacks its required codec field", 2),
+        (
+            stream_tlv(tlv(fmt.TAG_WIDTH, b"\x01\x00")),
+            "width has 1 bytes after its value",
+            EXTRA + 3,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_WIDTH, b"\x81\x00")),
+            "width value is not a minimal varint",
+            EXTRA + 2,
+        ),
+        (stream_tlv(tlv(fmt.TAG_WIDTH, b"\x80")), "stream 0 width value is truncated", EXTRA + 2),
+        (
+            stream_tlv(tlv(fmt.TAG_DURATION, b"\xff" * 10 + b"\x01")),
+            "stream 0 duration value is not a valid varint (over 10 bytes)",
+            EXTRA + 2,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_DURATION, varint(2**63))),
+            f"duration value {2**63} is over the limit of {2**63 - 1}",
+            EXTRA + 2,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_HEIGHT, varint(2**32))),
+            "height value 4294967296 is over the limit of 4294967295",
+            EXTRA + 2,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_FRAME_RATE, b"\x19\x00")),
+            "stream 0 frame_rate has a zero denominator",
+            EXTRA + 2,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_TIME_BASE, b"\x01\x19")),
+            "stream 0 has two time_base fields",
+            EXTRA,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_MODEL_SHA256, bytes(5))),
+            "stream 0 is invalid: model_sha256 is 5 bytes, not 32",
+            2,
+        ),
+        (
+            stream_tlv(tlv(fmt.TAG_CHANNELS, b"\x01"), tlv(fmt.TAG_CHANNELS, b"\x01")),
+            "stream 0 has two channels fields",
+            EXTRA + 3,
+        ),
+        (
+            stream_tlv() + tlv(fmt.TAG_STREAM, varint(fmt.TAG_KIND) + varint(2**32 - 1)),
+            "stream 1: field 1 declares 4294967295 bytes but only 0 remain",
+            len(stream_tlv()) + 2,
+        ),
+        (
+            stream_tlv() + tlv(fmt.TAG_STREAM, b"\x80\x80\x80\x80\x10"),
+            "stream 1 field tag 4294967296 is over the limit of 4294967295",
+            len(stream_tlv()) + 2,
+        ),
+        (stream_tlv() + b"\x02", "file header field 2 length is truncated", len(stream_tlv()) + 1),
+        (stream_tlv() + b"\x82", "file header field tag is truncated", len(stream_tlv())),
+        (
+            tlv(fmt.TAG_METADATA_ENTRY, b"\x09abc"),
+            "metadata key declares 9 bytes but only 3 remain",
+            2,
+        ),
+        (tlv(fmt.TAG_METADATA_ENTRY, b""), "metadata entry key length is truncated", 2),
+        (tlv(fmt.TAG_METADATA_ENTRY, b"\x01k\x80"), "metadata value of 'k' is not valid UTF-8", 2),
+        (tlv(fmt.TAG_METADATA_ENTRY, b"\x00") * 2, "metadata key '' appears twice", 3),
+        (stream_tlv() * 65, "more than 64 streams", 64 * len(stream_tlv())),
+        (
+            b"".join(metadata_tlv(str(i)) for i in range(1025)),
+            "more than 1024 metadata entries",
+            len(b"".join(metadata_tlv(str(i)) for i in range(1024))),
+        ),
     ],
 )
-def test_malformed_headers_are_rejected(tmp_path: Path, body: bytes, problem: str) -> None:
+def test_malformed_headers_are_rejected(
+    tmp_path: Path, body: bytes, problem: str, offset: int
+) -> None:
     error = open_error(header_file(tmp_path, body))
     assert problem in error.problem
-    assert error.offset is not None and 16 <= error.offset < 16 + len(body)
+    assert error.offset == body_start(body) + offset
 
 
 def test_header_crc_mismatch(tmp_path: Path) -> None:
@@ -387,8 +520,7 @@ def test_header_crc_mismatch(tmp_path: Path) -> None:
 
 
 def test_packet_naming_an_undeclared_stream(tmp_path: Path) -> None:
-    fields = struct.pack("<4sHHqII", b"NvPk", 5, 1, 0, 1, 0)
-    packet = fields + struct.pack("<I", zlib.crc32(fields)) + struct.pack("<I", zlib.crc32(b""))
+    packet = packet_header(5, 0) + struct.pack("<I", zlib.crc32(b""))
     path = header_file(tmp_path, stream_tlv())
     first = path.stat().st_size
     path.write_bytes(path.read_bytes() + packet)
@@ -423,6 +555,11 @@ TWO_PACKETS = [Packet(0, 0, 1, True, b"abc"), Packet(0, 1, 1, False, b"de")]
 TRUE_SUMMARY = StreamSummary(0, 2, 5, 2)  # and one keyframe entry: (0, 0, first packet)
 
 
+# Where TWO_PACKETS[1] starts, from the first packet: after the first's header, payload and
+# payload CRC.
+SECOND = len(fmt.encode_packet_header(fmt.PacketHeader(0, True, 0, 1, 3))) + 3 + 4
+
+
 def with_index(
     tmp_path: Path,
     summaries: tuple[StreamSummary, ...],
@@ -433,10 +570,10 @@ def with_index(
     path = tmp_path / "a.nvc"
     data = write_file(path, [VIDEO], TWO_PACKETS)
     first = len(fmt.encode_header([VIDEO], {}))
-    (index_offset,) = struct.unpack_from("<Q", data, len(data) - fmt.TRAILER.size)
+    index_offset = index_offset_of(data)
     entries = tuple(fmt.KeyframeEntry(s, pts, first + offset) for s, pts, offset in keyframes)
     index = fmt.encode_index(fmt.Index(summaries, entries))
-    path.write_bytes(data[:index_offset] + index + fmt.encode_trailer(index_offset, len(index)))
+    path.write_bytes(data[:index_offset] + index + fmt.encode_trailer(len(index)))
     return path, index_offset
 
 
@@ -444,11 +581,11 @@ def with_index(
     ("summaries", "keyframes", "problem"),
     [
         ((TRUE_SUMMARY,) * 2, ((0, 0, 0),), "index lists 2 streams but the header declares 1"),
-        ((StreamSummary(1, 2, 5, 2),), ((0, 0, 0),), "index summary 0 is for stream 1"),
         ((TRUE_SUMMARY,), ((3, 0, 0),), "index entry names unknown stream 3"),
         ((TRUE_SUMMARY,), ((0, 0, -1),), "out of order or range"),
         ((TRUE_SUMMARY,), ((0, 0, 0), (0, 0, 0)), "out of order or range"),
-        ((TRUE_SUMMARY,), ((0, 5, 0), (0, 3, 35)), "keyframes of a stream go back in time"),
+        ((TRUE_SUMMARY,), ((0, 0, SECOND + 1000),), "out of order or range"),
+        ((TRUE_SUMMARY,), ((0, 5, 0), (0, 3, SECOND)), "keyframes of a stream go back in time"),
     ],
 )
 def test_malformed_index_is_rejected_on_open(
@@ -467,7 +604,7 @@ def test_malformed_index_is_rejected_on_open(
     ("summaries", "keyframes", "problem"),
     [
         ((StreamSummary(0, 2, 5, 99),), ((0, 0, 0),), "index stream summaries"),
-        ((TRUE_SUMMARY,), ((0, 1, 35),), "index keyframe entries"),
+        ((TRUE_SUMMARY,), ((0, 1, SECOND),), "index keyframe entries"),
     ],
 )
 def test_index_contradicting_the_packets_is_caught_by_a_full_read(
@@ -485,21 +622,39 @@ def test_index_contradicting_the_packets_is_caught_by_a_full_read(
 
 
 def test_trailer_pointing_elsewhere(tmp_path: Path) -> None:
+    """The trailer's index length has no CRC of its own: a damaged one is caught where it
+    points, which is not where the index starts."""
     path = tmp_path / "a.nvc"
     data = write_file(path, [VIDEO], TWO_PACKETS)
+    first = len(fmt.encode_header([VIDEO], {}))
     trailer_at = len(data) - fmt.TRAILER.size
-    (index_offset,) = struct.unpack_from("<Q", data, trailer_at)
-    index_length = trailer_at - index_offset
-    path.write_bytes(data[:trailer_at] + fmt.encode_trailer(index_offset + 1, index_length))
-    error = open_error(path)
-    assert error.offset == trailer_at and "trailer places the index at bytes" in error.problem
-    reader = ContainerReader.from_stream(Pipe(path.read_bytes()))
-    got, error = read_until_error(reader.packets())
-    assert got == TWO_PACKETS and error is not None
-    assert (error.offset, error.problem) == (
-        trailer_at,
-        "trailer does not point at the index before it",
-    )
+    index_offset = index_offset_of(data)
+    cases = [
+        (
+            trailer_at - at,
+            f"trailer places the index at bytes {at}..{trailer_at}, where none starts",
+        )
+        for at in (index_offset + 1, index_offset - 1, first)
+    ]
+    cases += [
+        (
+            length,
+            f"trailer gives an index of {length} bytes, which would start at byte "
+            f"{trailer_at - length}, inside the header (it ends at byte {first})",
+        )
+        for length in (trailer_at - first + 1, 2**32 - 1)
+    ]
+    for length, problem in cases:
+        path.write_bytes(data[:trailer_at] + fmt.encode_trailer(length))
+        error = open_error(path)
+        assert (error.offset, error.problem) == (trailer_at, problem)
+        reader = ContainerReader.from_stream(Pipe(path.read_bytes()))
+        got, error = read_until_error(reader.packets())
+        assert got == TWO_PACKETS and error is not None
+        assert (error.offset, error.problem) == (
+            trailer_at,
+            "trailer does not point at the index before it",
+        )
 
 
 # Absurd lengths are rejected before anything is allocated -------------------------------------
@@ -516,18 +671,28 @@ def assert_rejected_cheaply(read: Callable[[], object], problem: str) -> None:
     assert peak < 10 * 2**20
 
 
-def packet_header(stream: int, length: int) -> bytes:
-    fields = struct.pack("<4sHHqII", b"NvPk", stream, 1, 0, 1, length)
-    return fields + struct.pack("<I", zlib.crc32(fields))
-
-
 def test_huge_header_length(tmp_path: Path) -> None:
     path = tmp_path / "a.nvc"
-    for declared, problem in [(2**32 - 1, "over the limit"), (2**20, "but only 12 remain")]:
-        path.write_bytes(struct.pack("<8sHHI", fmt.MAGIC, 1, 0, declared) + bytes(12))
+    for declared, problem in [
+        (2**20 + 1, "file header length 1048577 is over the limit of 1048576"),
+        (2**21 - 1, "file header length 2097151 is over the limit of 1048576"),
+        (2**20, "but only 12 remain"),
+    ]:
+        path.write_bytes(preamble(declared) + bytes(12))
         assert_rejected_cheaply(lambda: ContainerReader(path), problem)
     data = path.read_bytes()
     assert_rejected_cheaply(lambda: ContainerReader.from_stream(Pipe(data)), "truncated")
+
+
+@pytest.mark.parametrize("declared", [2**21, 2**32 - 1])
+def test_header_length_longer_than_three_varint_bytes(tmp_path: Path, declared: int) -> None:
+    path = tmp_path / "a.nvc"
+    path.write_bytes(preamble(declared) + bytes(12))
+    error = open_error(path)
+    assert (error.offset, error.problem) == (
+        10,
+        f"file header length {declared} is over the limit of 1048576",
+    )
 
 
 def test_huge_packet_length(tmp_path: Path) -> None:
@@ -543,20 +708,53 @@ def test_huge_packet_length(tmp_path: Path) -> None:
     assert_rejected_cheaply(lambda: list(reader.packets()), "packet payload is truncated")
 
 
+def index_bytes(body: bytes, body_length: int | None = None) -> bytes:
+    """A hand-built index around ``body``, declaring ``body_length`` (by default the true one),
+    with a valid CRC."""
+    head = b"NvIx" + varint(len(body) if body_length is None else body_length) + body
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
 def test_huge_index_entry_count(tmp_path: Path) -> None:
     path = tmp_path / "a.nvc"
     data = write_file(path, [VIDEO], [Packet(0, 0, 1, True, b"abc")])
-    (index_offset,) = struct.unpack_from("<Q", data, len(data) - fmt.TRAILER.size)
-    count_at = index_offset + 6
-    lying = data[:count_at] + struct.pack("<I", 2**32 - 1) + data[count_at + 4 :]
-    path.write_bytes(lying)
-    assert_rejected_cheaply(lambda: ContainerReader(path), "4294967295 keyframes")
-    without_trailer = lying[: -fmt.TRAILER.size]
-    path.write_bytes(without_trailer)
-    with ContainerReader(path) as reader:
-        assert_rejected_cheaply(lambda: list(reader.packets()), "over the 4 GiB limit")
-    reader = ContainerReader.from_stream(Pipe(without_trailer))
-    assert_rejected_cheaply(lambda: list(reader.packets()), "over the 4 GiB limit")
+    index_offset = index_offset_of(data)
+    first = len(fmt.encode_header([VIDEO], {}))
+    summary = varint(1) + varint(3) + varint(fmt.zigzag(1))  # packets, payload bytes, end pts
+    entry = varint(0) + varint(fmt.zigzag(0)) + varint(first)  # stream, pts, offset
+    assert data[index_offset:-8] == index_bytes(varint(1) + varint(1) + summary + entry)
+    # 2^32 - 1 keyframes declared in a consistent index (its length and CRC match): the 6 bytes
+    # after the count hold 2 entries at most (see the next test for that bound).
+    count = index_bytes(varint(1) + varint(2**32 - 1) + summary + entry)
+    # The true index, but declaring a body of 2^32 - 1 bytes.
+    length = index_bytes(varint(1) + varint(1) + summary + entry, 2**32 - 1)
+    for index, problem in [
+        (count, "index keyframe count 4294967295 is over the limit of "),
+        (length, "index declares 4294967308 bytes, over the 4 GiB limit"),
+    ]:
+        lying = data[:index_offset] + index
+        path.write_bytes(lying + fmt.encode_trailer(len(index)))
+        assert_rejected_cheaply(lambda: ContainerReader(path), problem)
+        path.write_bytes(lying)  # without the trailer: found by walking the packets
+        with ContainerReader(path) as reader:
+            assert_rejected_cheaply(lambda r=reader: list(r.packets()), problem)
+        reader = ContainerReader.from_stream(Pipe(lying))
+        assert_rejected_cheaply(lambda r=reader: list(r.packets()), problem)
+
+
+def test_keyframe_count_is_bounded_by_the_bytes_after_it(tmp_path: Path) -> None:
+    """docs/format.md: entry_count is at most the body bytes that follow it / 3."""
+    path = tmp_path / "a.nvc"
+    data = write_file(path, [VIDEO], [Packet(0, 0, 1, True, b"abc")])
+    index_offset = index_offset_of(data)
+    # 3 keyframes declared, and 8 bytes after the count (room for 2 entries), never parsed.
+    index = index_bytes(varint(1) + varint(3) + bytes(8))
+    path.write_bytes(data[:index_offset] + index + fmt.encode_trailer(len(index)))
+    error = open_error(path)
+    assert (error.offset, error.problem) == (
+        index_offset + 6,  # after the sync, the body length and the stream count
+        "index keyframe count 3 is over the limit of 2",
+    )
 
 
 # Writer ------------------------------------------------------------------------------------
@@ -579,7 +777,8 @@ def test_writer_memory_stays_bounded(tmp_path: Path) -> None:
 def test_writer_failing_at_close_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fmt, "MAX_INDEX_BYTES", 40)
+    no_keyframes = fmt.Index((StreamSummary(0, 2, 6, 2),), ())
+    monkeypatch.setattr(fmt, "MAX_INDEX_BYTES", len(fmt.encode_index(no_keyframes)))
     writer = ContainerWriter(tmp_path / "out.nvc", [VIDEO])
     writer.write(Packet(0, 0, 1, True, b"abc"))
     writer.write(Packet(0, 1, 1, True, b"abc"))
@@ -659,7 +858,7 @@ def test_writer_rejects_packets_the_format_cannot_hold(
     [
         ([VIDEO] * 65, {}, "65 streams exceed the limit of 64"),
         ([VIDEO], {str(i): "" for i in range(1025)}, "1025 metadata entries"),
-        ([VIDEO], {"k" * 70000: ""}, "is over 65535 bytes"),
+        ([VIDEO], {"k" * 2**20: ""}, "file header would be"),
         ([StreamInfo(StreamKind.IMAGE, "x", Fraction(1), config=bytes(2**20))], {}, "header"),
     ],
 )

@@ -37,6 +37,14 @@ PACKETS = [
 ]
 
 
+def packet_size(packet: Packet) -> int:
+    """The bytes ``packet`` takes in a file: header, payload and payload CRC."""
+    header = fmt.PacketHeader(
+        packet.stream, packet.keyframe, packet.pts, packet.duration, len(packet.payload)
+    )
+    return fmt.packet_size(header)
+
+
 class Pipe(io.BytesIO):
     """Bytes as stdin delivers them: no seeking, and short reads (at most 7 bytes)."""
 
@@ -58,7 +66,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[int]]:
         for packet in PACKETS:
             writer.write(packet)
     with ContainerReader(path) as reader:
-        ends = [p.offset + fmt.PACKET_HEADER_SIZE + len(p.payload) + 4 for p in reader.packets()]
+        ends = [p.offset + packet_size(p) for p in reader.packets()]
     return path.read_bytes(), ends
 
 
@@ -85,7 +93,7 @@ def test_every_truncation_is_reported_after_the_complete_packets(
     tmp_path: Path, sample: tuple[bytes, list[int]], mode: str
 ) -> None:
     data, ends = sample
-    assert 300 < len(data) < 500
+    assert 150 < len(data) < 300
     path = tmp_path / "cut.nvc"
     for cut in range(len(data)):
         path.write_bytes(data[:cut])
@@ -118,45 +126,64 @@ def test_every_bit_flip_is_detected(
 # Structurally valid garbage: CRCs that match, so the parsers behind them are exercised. --------
 
 
+varint = fmt.encode_varint
+
+
 def tlv(tag: int, value: bytes) -> bytes:
-    return struct.pack("<HI", tag, len(value)) + value
+    return varint(tag) + varint(len(value)) + value
 
 
 def with_crc(data: bytes) -> bytes:
     return data + struct.pack("<I", zlib.crc32(data))
 
 
-stream_tags = st.sampled_from(range(0x8001, 0x8004)) | st.sampled_from(range(4, 13))
-any_tags = st.integers(0, 0xFFFF)
-field_lists = st.lists(st.tuples(stream_tags | any_tags, st.binary(max_size=10)), max_size=6)
+stream_tags = st.sampled_from(range(1, 20))  # the stream field tags, and unknown ones among them
+any_tags = st.integers(0, 2**32)  # up to one over the limit
+# Values for integer fields too: a varint, one with bytes after it, or one not minimal.
+field_values = st.binary(max_size=10) | st.integers(0, 2**64).map(varint).flatmap(
+    lambda raw: st.sampled_from([raw, raw + b"\x01", raw[:-1] + bytes([raw[-1] | 0x80, 0])])
+)
+field_lists = st.lists(st.tuples(stream_tags | any_tags, field_values), max_size=6)
+# A stream's required fields, so that some streams are valid and the packets after them parsed.
+required = (
+    tlv(fmt.TAG_KIND, b"\x01") + tlv(fmt.TAG_CODEC, b"c") + tlv(fmt.TAG_TIME_BASE, b"\x01\x19")
+)
+stream_bodies = st.tuples(st.sampled_from([b"", required]), field_lists).map(
+    lambda parts: parts[0] + b"".join(tlv(t, v) for t, v in parts[1])
+)
 top_fields = st.one_of(
-    field_lists.map(lambda fields: tlv(0x8001, b"".join(tlv(t, v) for t, v in fields))),
-    st.binary(max_size=10).map(lambda value: tlv(0x0002, value)),
+    stream_bodies.map(lambda body: tlv(fmt.TAG_STREAM, body)),
+    st.binary(max_size=10).map(lambda value: tlv(fmt.TAG_METADATA_ENTRY, value)),
     st.tuples(any_tags, st.binary(max_size=10)).map(lambda field: tlv(*field)),
     st.binary(max_size=8),  # not even a field
 )
 packet_headers = st.builds(
     lambda stream, flags, pts, duration, length: with_crc(
-        struct.pack("<4sHHqII", b"NvPk", stream, flags, pts, duration, length)
+        b"NvPk"
+        + varint(stream)
+        + bytes([flags])
+        + varint(fmt.zigzag(pts))
+        + varint(duration)
+        + varint(length)
     ),
-    st.integers(0, 3),
-    st.integers(0, 0xFFFF),
+    st.integers(0, 3) | st.integers(0, 2**16),
+    st.integers(0, 0xFF),
     st.integers(-(2**63), 2**63 - 1),
-    st.integers(0, 2**32 - 1),
-    st.integers(0, 40) | st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32),
+    st.integers(0, 40) | st.integers(0, 2**32),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     body=st.lists(top_fields, max_size=4).map(b"".join),
-    minor=st.integers(0, 0xFFFF),
+    minor=st.integers(0, 0xFF),
     tail=st.lists(packet_headers | st.binary(max_size=30), max_size=4).map(b"".join),
 )
 def test_crc_valid_garbage_only_ever_raises_format_error(
     tmp_path_factory: pytest.TempPathFactory, body: bytes, minor: int, tail: bytes
 ) -> None:
-    header = with_crc(struct.pack("<8sHHI", fmt.MAGIC, 1, minor, len(body)) + body)
+    header = with_crc(struct.pack("<8sBB", fmt.MAGIC, 2, minor) + varint(len(body)) + body)
     path = tmp_path_factory.getbasetemp() / "garbage.nvc"
     path.write_bytes(header + tail)
     for mode in ("path", "pipe"):
@@ -176,9 +203,7 @@ def test_recovery_loses_only_the_packet_a_bit_flip_hits(
     """Anywhere after the file header (which describes the streams, so nothing can be read
     without it), a flipped bit costs the packet it is in, at most."""
     data, ends = sample
-    starts = [
-        end - len(p.payload) - fmt.PACKET_OVERHEAD for p, end in zip(PACKETS, ends, strict=True)
-    ]
+    starts = [end - packet_size(p) for p, end in zip(PACKETS, ends, strict=True)]
     path = tmp_path / "flip.nvc"
     path.write_bytes(data)
     assert recovered(path) == (PACKETS, [])
@@ -200,7 +225,7 @@ def test_recovery_skips_missing_and_inserted_ranges(
     data, ends = sample
     path = tmp_path / "edited.nvc"
     for k in range(len(PACKETS)):
-        start = ends[k] - len(PACKETS[k].payload) - fmt.PACKET_OVERHEAD
+        start = ends[k] - packet_size(PACKETS[k])
         path.write_bytes(data[: start + 3] + data[ends[k] - 2 :])  # most of packet k is gone
         got, damage = recovered(path)
         assert got == PACKETS[:k] + PACKETS[k + 1 :] and damage, k

@@ -17,7 +17,7 @@ from nvcodec.codecs.audio import AudioCodec
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.codecs.video import VideoCodec
 from nvcodec.container import ContainerReader, Packet, StreamInfo, StreamSummary
-from nvcodec.container.format import PACKET_OVERHEAD
+from nvcodec.container.format import PACKET_MIN_OVERHEAD, PacketHeader, packet_size
 from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
 from nvcodec.io.audio import AudioReader
 
@@ -69,9 +69,9 @@ class Damage:
 
 def packets_held(reader: ContainerReader, summary: StreamSummary) -> int:
     """How many packets the index says a stream has, bounded by what the file can hold (each
-    takes PACKET_OVERHEAD bytes at least): filling in for lost packets then never takes longer
+    takes PACKET_MIN_OVERHEAD bytes at least): filling in for lost packets then never takes longer
     than reading the file would, whatever a hostile index declares."""
-    return min(summary.packet_count, (reader.file_size or 0) // PACKET_OVERHEAD)
+    return min(summary.packet_count, (reader.file_size or 0) // PACKET_MIN_OVERHEAD)
 
 
 def seconds(value: float) -> Fraction:
@@ -215,7 +215,8 @@ class AudioStreamDecoder:
             if (
                 0
                 < gap
-                <= ((packet.offset - end_of_last) // PACKET_OVERHEAD + 1) * (self.packet_samples)
+                <= ((packet.offset - end_of_last) // PACKET_MIN_OVERHEAD + 1)
+                * (self.packet_samples)
             ):
                 for block in self._silence(gap):
                     yield position, block, True
@@ -226,7 +227,15 @@ class AudioStreamDecoder:
                 nonlocal pending, end_of_last
                 while pending is not None:
                     packet, indices = pending
-                    end_of_last = packet.offset + PACKET_OVERHEAD + len(packet.payload)
+                    end_of_last = packet.offset + packet_size(
+                        PacketHeader(
+                            packet.stream,
+                            packet.keyframe,
+                            packet.pts,
+                            packet.duration,
+                            len(packet.payload),
+                        )
+                    )
                     yield indices
                     known = self.damage.count
                     pending = next(decoded, None)

@@ -45,7 +45,7 @@ from nvcodec.codecs.video import (
     VideoEncoder,
 )
 from nvcodec.container import ContainerReader, ContainerWriter, Packet
-from nvcodec.container.format import PACKET_OVERHEAD
+from nvcodec.container.format import PACKET_MIN_OVERHEAD, PacketHeader, packet_size
 from nvcodec.errors import BitstreamError, FormatError, NvcodecError
 from nvcodec.io.audio import AudioReader
 from nvcodec.io.video import (
@@ -167,7 +167,10 @@ def _rate_controlled(
             coded = [_encoded(source, encoder, frame) for frame in islice(probe, gop)]
         if not coded:
             raise NvcodecError(f"{source}: video has no frames")
-        bits = 8 * sum(len(c.payload) + PACKET_OVERHEAD for c in coded)
+        bits = 8 * sum(
+            packet_size(PacketHeader(0, c.keyframe, number, 1, len(c.payload)))
+            for number, c in enumerate(coded)
+        )
         tried = (middle, encoder, coded, float(bits * frame_rate / len(coded)))
         if tried[3] <= bitrate:
             best, low = tried, middle + 1
@@ -399,9 +402,9 @@ class VideoStreamDecoder:
             if stop is not None and position >= stop:
                 break
             gap = packet.pts - position
-            # Each frame before this one has a packet before it, of PACKET_OVERHEAD bytes at
+            # Each frame before this one has a packet before it, of PACKET_MIN_OVERHEAD bytes at
             # least: a pts past that is false (and must not make us write frames for ever).
-            if gap < 0 or packet.pts * PACKET_OVERHEAD > packet.offset:
+            if gap < 0 or packet.pts * PACKET_MIN_OVERHEAD > packet.offset:
                 self.damage(
                     FormatError(
                         self.source,

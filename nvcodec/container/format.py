@@ -18,10 +18,10 @@ from fractions import Fraction
 from nvcodec.errors import FormatError, NvcodecError
 
 MAGIC = b"\x89NVC\r\n\x1a\n"  # PNG-style: 8-bit byte, CRLF and ^Z catch text-mode mangling
-VERSION = (1, 0)
+VERSION = (2, 0)
 PACKET_SYNC = b"NvPk"
 INDEX_SYNC = b"NvIx"
-END_MAGIC = b"NVCindex"
+END_MAGIC = b"NVCi"
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_STREAMS = 64
@@ -31,42 +31,39 @@ MAX_INDEX_BYTES = 0xFFFF_FFFF  # the trailer stores the index length as a u32
 
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
+U64_MAX = (1 << 64) - 1
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
-PREAMBLE = struct.Struct("<8sHHI")  # magic, version major, minor, body length
-TLV = struct.Struct("<HI")  # tag, value length
-PACKET_HEADER = struct.Struct("<4sHHqII")  # sync, stream, flags, pts, duration, payload length
-INDEX_HEAD = struct.Struct("<4sHI")  # sync, stream count, keyframe entry count
-INDEX_SUMMARY = struct.Struct("<HQQq")  # stream, packet count, payload bytes, end pts
-INDEX_ENTRY = struct.Struct("<HqQ")  # stream, pts, offset of the packet's sync
-INDEX_LOCATION = struct.Struct("<QI")  # index offset, index length: what the trailer CRC covers
-TRAILER = struct.Struct("<QII8s")  # index offset, index length, CRC, end magic
+VARINT_MAX_BYTES = 10  # a u64 in 7-bit groups
+PREAMBLE = struct.Struct("<8sBB")  # magic, version major, minor; then the body length, a varint
+PREAMBLE_MAX = PREAMBLE.size + VARINT_MAX_BYTES  # what holds any body length, to check it
+TRAILER = struct.Struct("<I4s")  # index length, end magic
 CRC = struct.Struct("<I")
-_U8 = struct.Struct("<B")
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
-_RATIO = struct.Struct("<II")  # numerator, denominator
+SHA256_BYTES = 32
 
-PACKET_HEADER_SIZE = PACKET_HEADER.size + CRC.size
-PACKET_OVERHEAD = PACKET_HEADER_SIZE + CRC.size  # header and payload CRC: 32 bytes a packet
-FLAG_KEYFRAME = 0x0001
+# A packet's fields after its sync: stream, flags (a byte), pts, duration, payload length.
+PACKET_HEADER_MAX = len(PACKET_SYNC) + 3 + 1 + VARINT_MAX_BYTES + 5 + 5 + CRC.size
+# The fewest bytes a packet takes (one-byte varints, empty payload): a bound for readers that
+# infer how many packets fit in a span of the file.
+PACKET_MIN_OVERHEAD = len(PACKET_SYNC) + 1 + 1 + 1 + 1 + 1 + 2 * CRC.size
+INDEX_HEAD_MAX = len(INDEX_SYNC) + 5  # sync, body length (a varint below 2^32)
+FLAG_KEYFRAME = 0x01
 
-CRITICAL = 0x8000  # tag bit: a reader that does not know the tag must reject the file
-TAG_STREAM = 0x8001
-TAG_METADATA_ENTRY = 0x0002
-TAG_KIND = 0x8001
-TAG_CODEC = 0x8002
-TAG_TIME_BASE = 0x8003
-TAG_MODEL_ID = 0x0004
-TAG_MODEL_SHA256 = 0x0005
-TAG_WIDTH = 0x0006
-TAG_HEIGHT = 0x0007
-TAG_FRAME_RATE = 0x0008
-TAG_SAMPLE_RATE = 0x0009
-TAG_CHANNELS = 0x000A
-TAG_DURATION = 0x000B
-TAG_CONFIG = 0x000C
+CRITICAL = 1  # tag bit: a reader that does not know the tag must reject the file
+TAG_STREAM = 1
+TAG_METADATA_ENTRY = 2
+TAG_KIND = 1
+TAG_CODEC = 3
+TAG_TIME_BASE = 5
+TAG_MODEL_ID = 2
+TAG_MODEL_SHA256 = 4
+TAG_WIDTH = 6
+TAG_HEIGHT = 8
+TAG_FRAME_RATE = 10
+TAG_SAMPLE_RATE = 12
+TAG_CHANNELS = 14
+TAG_DURATION = 16
+TAG_CONFIG = 18
 
 
 class StreamKind(IntEnum):
@@ -186,6 +183,86 @@ class IndexBuilder:
         return Index(summaries, tuple(self._keyframes))
 
 
+# Varints -----------------------------------------------------------------------------------
+
+
+def encode_varint(value: int) -> bytes:
+    """Unsigned LEB128: seven bits a byte, low first, the top bit set on all but the last."""
+    if value < 0:
+        raise ValueError(f"varint {value} is negative")
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def decode_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it; ValueError if it runs off the end, is
+    longer than a u64 needs, or is not minimal (one value, one encoding)."""
+    value = 0
+    for shift in range(0, 7 * VARINT_MAX_BYTES, 7):
+        if pos >= len(data):
+            raise ValueError("is truncated")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if byte == 0 and shift:
+                raise ValueError("is not a minimal varint")
+            return value, pos
+    raise ValueError(f"is not a valid varint (over {VARINT_MAX_BYTES} bytes)")
+
+
+def zigzag(value: int) -> int:
+    """A signed 64-bit integer as an unsigned one, small magnitudes small: 0, -1, 1 -> 0, 1, 2."""
+    return (value << 1) ^ (value >> 63)
+
+
+def unzigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+class _Cursor:
+    """Reads fields from ``data``, which starts at file offset ``base``; whatever runs off the
+    end, is not a minimal varint, or exceeds its limit is a FormatError at the field's offset."""
+
+    def __init__(self, data: bytes, base: int, path: str, where: str) -> None:
+        self.data, self.base, self.path, self.where = data, base, path, where
+        self.pos = 0
+
+    @property
+    def at(self) -> int:
+        return self.base + self.pos
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def fail(self, at: int, problem: str) -> FormatError:
+        return FormatError(self.path, at, f"{self.where} {problem}")
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.left:
+            raise self.fail(self.at, f"is truncated inside its {what}")
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def varint(self, what: str, limit: int = U64_MAX) -> int:
+        start = self.at
+        try:
+            value, self.pos = decode_varint(self.data, self.pos)
+        except ValueError as error:
+            raise self.fail(start, f"{what} {error}") from None
+        if value > limit:
+            raise self.fail(start, f"{what} {value} is over the limit of {limit}")
+        return value
+
+    def signed(self, what: str) -> int:
+        return unzigzag(self.varint(what))
+
+
 def check_crc(covered: bytes, stored: bytes, at: int, path: str, what: str) -> None:
     """Compare a stored CRC32 (4 bytes at file offset ``at``) with that of ``covered``."""
     (expected,) = CRC.unpack(stored)
@@ -201,93 +278,93 @@ def check_crc(covered: bytes, stored: bytes, at: int, path: str, what: str) -> N
 
 # File header -------------------------------------------------------------------------------
 
-# Stream field tag -> (StreamInfo attribute, value layout: a struct, or str / bytes).
-_STREAM_FIELDS: dict[int, tuple[str, struct.Struct | type[str] | type[bytes]]] = {
-    TAG_KIND: ("kind", _U8),
+# Stream field tag -> (StreamInfo attribute, value layout: an unsigned varint's limit, two
+# varints for a Fraction, or str / bytes).
+_STREAM_FIELDS: dict[int, tuple[str, int | type[Fraction] | type[str] | type[bytes]]] = {
+    TAG_KIND: ("kind", 0xFF),
     TAG_CODEC: ("codec", str),
-    TAG_TIME_BASE: ("time_base", _RATIO),
+    TAG_TIME_BASE: ("time_base", Fraction),
     TAG_MODEL_ID: ("model_id", str),
     TAG_MODEL_SHA256: ("model_sha256", bytes),
-    TAG_WIDTH: ("width", _U32),
-    TAG_HEIGHT: ("height", _U32),
-    TAG_FRAME_RATE: ("frame_rate", _RATIO),
-    TAG_SAMPLE_RATE: ("sample_rate", _U32),
-    TAG_CHANNELS: ("channels", _U16),
-    TAG_DURATION: ("duration", _I64),
+    TAG_WIDTH: ("width", U32_MAX),
+    TAG_HEIGHT: ("height", U32_MAX),
+    TAG_FRAME_RATE: ("frame_rate", Fraction),
+    TAG_SAMPLE_RATE: ("sample_rate", U32_MAX),
+    TAG_CHANNELS: ("channels", U16_MAX),
+    TAG_DURATION: ("duration", I64_MAX),
     TAG_CONFIG: ("config", bytes),
 }
 
 
 def encode_header(streams: Sequence[StreamInfo], metadata: Mapping[str, str]) -> bytes:
-    """Serialise the whole file header: preamble, TLV body and CRC."""
+    """Serialise the whole file header: preamble, field list and CRC."""
     if len(streams) > MAX_STREAMS:
         raise NvcodecError(f"{len(streams)} streams exceed the limit of {MAX_STREAMS}")
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise NvcodecError(
             f"{len(metadata)} metadata entries exceed the limit of {MAX_METADATA_ENTRIES}"
         )
-    fields = [_tlv(TAG_STREAM, _encode_stream(stream)) for stream in streams]
+    fields = [_field(TAG_STREAM, _encode_stream(stream)) for stream in streams]
     for key, value in metadata.items():
         raw_key = key.encode()
-        if len(raw_key) > U16_MAX:
-            raise NvcodecError(f"metadata key {key[:40]!r}... is over {U16_MAX} bytes")
-        entry = _U16.pack(len(raw_key)) + raw_key + value.encode()
-        fields.append(_tlv(TAG_METADATA_ENTRY, entry))
+        entry = encode_varint(len(raw_key)) + raw_key + value.encode()
+        fields.append(_field(TAG_METADATA_ENTRY, entry))
     body = b"".join(fields)
     if len(body) > MAX_HEADER_BYTES:
         raise NvcodecError(
             f"file header would be {len(body)} bytes, over the limit of {MAX_HEADER_BYTES} "
             "(too much metadata or codec config)"
         )
-    head = PREAMBLE.pack(MAGIC, *VERSION, len(body)) + body
+    head = PREAMBLE.pack(MAGIC, *VERSION) + encode_varint(len(body)) + body
     return head + CRC.pack(zlib.crc32(head))
 
 
-def decode_preamble(data: bytes, path: str, size: int | None) -> tuple[tuple[int, int], int]:
-    """Check magic, version and body length of a header's first 16 bytes (fewer if the file is
-    shorter); return (version, body length). ``size`` is the file size when known."""
+def decode_preamble(data: bytes, path: str, size: int | None) -> tuple[tuple[int, int], int, int]:
+    """Check magic, version and body length of a header's first ``PREAMBLE_MAX`` bytes (fewer
+    if the file is shorter); return (version, body length, preamble length). ``size`` is the
+    file size when known."""
     if data[: len(MAGIC)] != MAGIC[: len(data)]:
         raise FormatError(path, 0, "not an nvcodec file (bad magic bytes)")
-    if len(data) < PREAMBLE.size:
+    if len(data) <= PREAMBLE.size:
         raise FormatError(path, 0, f"file header is truncated: the file ends at byte {len(data)}")
-    _, major, minor, body_length = PREAMBLE.unpack(data)
+    _, major, minor = PREAMBLE.unpack_from(data)
     if major != VERSION[0]:
-        problem = (
-            "is unknown"
-            if major == 0
-            else f"is newer than this nvcodec supports ({VERSION[0]}.x): upgrade nvcodec"
-        )
+        if major == 0:
+            problem = "is unknown"
+        elif major < VERSION[0]:
+            problem = "was written by an older nvcodec and is no longer read: encode it again"
+        else:
+            problem = f"is newer than this nvcodec supports ({VERSION[0]}.x): upgrade nvcodec"
         raise FormatError(path, 8, f"format version {major}.{minor} {problem}")
-    if body_length > MAX_HEADER_BYTES:
-        raise FormatError(
-            path, 12, f"header declares {body_length} bytes, over the limit of {MAX_HEADER_BYTES}"
-        )
-    if size is not None and body_length + CRC.size > size - PREAMBLE.size:
+    cursor = _Cursor(data, 0, path, "file header")
+    cursor.pos = PREAMBLE.size
+    body_length = cursor.varint("length", MAX_HEADER_BYTES)
+    if size is not None and body_length + CRC.size > size - cursor.pos:
         raise FormatError(
             path,
-            12,
+            PREAMBLE.size,
             f"header declares {body_length} bytes (+{CRC.size} CRC) "
-            f"but only {size - PREAMBLE.size} remain",
+            f"but only {size - cursor.pos} remain",
         )
-    return (major, minor), body_length
+    return (major, minor), body_length, cursor.pos
 
 
 def decode_header(data: bytes, path: str) -> Header:
     """Check and parse a whole file header (preamble, body, CRC), which is at offset 0."""
-    version, body_length = decode_preamble(data[: PREAMBLE.size], path, len(data))
-    end = PREAMBLE.size + body_length
+    version, body_length, start = decode_preamble(data[:PREAMBLE_MAX], path, len(data))
+    end = start + body_length
     check_crc(data[:end], data[end : end + CRC.size], end, path, "file header")
     streams: list[StreamInfo] = []
     metadata: dict[str, str] = {}
-    for tag, at, value in _fields(data[PREAMBLE.size : end], PREAMBLE.size, path, "file header"):
+    for tag, at, value, value_at in _fields(data[start:end], start, path, "file header"):
         if tag == TAG_STREAM:
             if len(streams) == MAX_STREAMS:
                 raise FormatError(path, at, f"more than {MAX_STREAMS} streams")
-            streams.append(_decode_stream(value, at + TLV.size, path, len(streams)))
+            streams.append(_decode_stream(value, value_at, path, len(streams)))
         elif tag == TAG_METADATA_ENTRY:
             if len(metadata) == MAX_METADATA_ENTRIES:
                 raise FormatError(path, at, f"more than {MAX_METADATA_ENTRIES} metadata entries")
-            key, text = _decode_metadata_entry(value, at, path)
+            key, text = _decode_metadata_entry(value, value_at, path)
             if key in metadata:
                 raise FormatError(path, at, f"metadata key {key!r} appears twice")
             metadata[key] = text
@@ -296,8 +373,8 @@ def decode_header(data: bytes, path: str) -> Header:
     return Header(version, tuple(streams), metadata)
 
 
-def _tlv(tag: int, value: bytes) -> bytes:
-    return TLV.pack(tag, len(value)) + value
+def _field(tag: int, value: bytes) -> bytes:
+    return encode_varint(tag) + encode_varint(len(value)) + value
 
 
 def _encode_stream(stream: StreamInfo) -> bytes:
@@ -310,25 +387,25 @@ def _encode_stream(stream: StreamInfo) -> bytes:
             raw = value.encode()
         elif layout is bytes:
             raw = value
-        elif layout is _RATIO:
-            raw = _RATIO.pack(value.numerator, value.denominator)
+        elif layout is Fraction:
+            raw = encode_varint(value.numerator) + encode_varint(value.denominator)
         else:
-            raw = layout.pack(value)
-        fields.append(_tlv(tag, raw))
+            raw = encode_varint(value)
+        fields.append(_field(tag, raw))
     return b"".join(fields)
 
 
 def _decode_stream(body: bytes, base: int, path: str, number: int) -> StreamInfo:
     where = f"stream {number}"
     values: dict[str, str | bytes | int | Fraction] = {}
-    for tag, at, raw in _fields(body, base, path, where):
+    for tag, at, raw, value_at in _fields(body, base, path, where):
         if tag not in _STREAM_FIELDS:
             _skip_unknown(tag, at, path, where)
             continue
         name, layout = _STREAM_FIELDS[tag]
         if name in values:
             raise FormatError(path, at, f"{where} has two {name} fields")
-        values[name] = _decode_value(raw, layout, at, path, f"{where} {name}")
+        values[name] = _decode_value(raw, layout, value_at, path, f"{where} {name}")
     for tag, (name, _) in _STREAM_FIELDS.items():
         if tag & CRITICAL and name not in values:
             raise FormatError(path, base, f"{where} lacks its required {name} field")
@@ -339,61 +416,64 @@ def _decode_stream(body: bytes, base: int, path: str, number: int) -> StreamInfo
 
 
 def _decode_value(
-    raw: bytes, layout: struct.Struct | type[str] | type[bytes], at: int, path: str, what: str
+    raw: bytes,
+    layout: int | type[Fraction] | type[str] | type[bytes],
+    at: int,
+    path: str,
+    what: str,
 ) -> str | bytes | int | Fraction:
-    if not isinstance(layout, struct.Struct):
-        return _utf8(raw, at, path, what) if layout is str else raw
-    if len(raw) != layout.size:
-        raise FormatError(path, at, f"{what} is {len(raw)} bytes, expected {layout.size}")
-    if layout is _RATIO:
-        numerator, denominator = _RATIO.unpack(raw)
+    if layout is str:
+        return _utf8(raw, at, path, what)
+    if layout is bytes:
+        return raw
+    cursor = _Cursor(raw, at, path, what)
+    if layout is Fraction:
+        numerator = cursor.varint("numerator", U32_MAX)
+        denominator = cursor.varint("denominator", U32_MAX)
         if denominator == 0:
             raise FormatError(path, at, f"{what} has a zero denominator")
-        return Fraction(numerator, denominator)
-    return int(layout.unpack(raw)[0])
+        value: int | Fraction = Fraction(numerator, denominator)
+    else:
+        assert isinstance(layout, int)
+        value = cursor.varint("value", layout)
+    if cursor.left:
+        raise FormatError(path, cursor.at, f"{what} has {cursor.left} bytes after its value")
+    return value
 
 
 def _decode_metadata_entry(raw: bytes, at: int, path: str) -> tuple[str, str]:
-    if len(raw) < _U16.size:
-        raise FormatError(path, at, "metadata entry is too short to hold its key length")
-    (key_length,) = _U16.unpack_from(raw)
-    end = _U16.size + key_length
-    if end > len(raw):
+    cursor = _Cursor(raw, at, path, "metadata entry")
+    key_length = cursor.varint("key length", U32_MAX)
+    if key_length > cursor.left:
         raise FormatError(
-            path,
-            at,
-            f"metadata key declares {key_length} bytes but only {len(raw) - _U16.size} remain",
+            path, at, f"metadata key declares {key_length} bytes but only {cursor.left} remain"
         )
-    key = _utf8(raw[_U16.size : end], at, path, "metadata key")
-    return key, _utf8(raw[end:], at, path, f"metadata value of {key!r}")
+    key = _utf8(cursor.take(key_length, "key"), at, path, "metadata key")
+    return key, _utf8(raw[cursor.pos :], at, path, f"metadata value of {key!r}")
 
 
-def _fields(body: bytes, base: int, path: str, where: str) -> Iterator[tuple[int, int, bytes]]:
-    """Split a TLV list at file offset ``base`` into (tag, offset of the field, value)."""
-    pos = 0
-    while pos < len(body):
-        at = base + pos
-        if len(body) - pos < TLV.size:
-            raise FormatError(path, at, f"{where} ends inside a field header")
-        tag, length = TLV.unpack_from(body, pos)
-        pos += TLV.size
-        if length > len(body) - pos:
+def _fields(body: bytes, base: int, path: str, where: str) -> Iterator[tuple[int, int, bytes, int]]:
+    """Split a field list at file offset ``base`` into (tag, offset of the field, value,
+    offset of the value)."""
+    cursor = _Cursor(body, base, path, where)
+    while cursor.left:
+        at = cursor.at
+        tag = cursor.varint("field tag", U32_MAX)
+        length = cursor.varint(f"field {tag} length", U32_MAX)
+        if length > cursor.left:
             raise FormatError(
                 path,
                 at,
-                f"{where}: field 0x{tag:04x} declares {length} bytes "
-                f"but only {len(body) - pos} remain",
+                f"{where}: field {tag} declares {length} bytes but only {cursor.left} remain",
             )
-        yield tag, at, body[pos : pos + length]
-        pos += length
+        value_at = cursor.at
+        yield tag, at, cursor.take(length, f"field {tag}"), value_at
 
 
 def _skip_unknown(tag: int, at: int, path: str, where: str) -> None:
     """Unknown tags are skipped (a newer minor version's optional fields) unless critical."""
     if tag & CRITICAL:
-        raise FormatError(
-            path, at, f"{where} has unknown critical field 0x{tag:04x}: upgrade nvcodec"
-        )
+        raise FormatError(path, at, f"{where} has unknown critical field {tag}: upgrade nvcodec")
 
 
 def _utf8(raw: bytes, at: int, path: str, what: str) -> str:
@@ -414,67 +494,96 @@ def _check_range(name: str, value: int, low: int, high: int) -> None:
 
 
 # Packets -----------------------------------------------------------------------------------
-# Error offsets below name the field at fault: field positions are in docs/format.md.
 
 
 def encode_packet_header(header: PacketHeader) -> bytes:
-    """Serialise a packet header (28 bytes, CRC included); the caller checked the ranges."""
-    flags = FLAG_KEYFRAME if header.keyframe else 0
-    fields = PACKET_HEADER.pack(
-        PACKET_SYNC, header.stream, flags, header.pts, header.duration, header.payload_length
+    """Serialise a packet header (CRC included); the caller checked the ranges."""
+    fields = (
+        PACKET_SYNC
+        + encode_varint(header.stream)
+        + bytes([FLAG_KEYFRAME if header.keyframe else 0])
+        + encode_varint(zigzag(header.pts))
+        + encode_varint(header.duration)
+        + encode_varint(header.payload_length)
     )
     return fields + CRC.pack(zlib.crc32(fields))
 
 
+def packet_size(header: PacketHeader) -> int:
+    """The bytes a packet takes in the file: header, payload and payload CRC."""
+    return len(encode_packet_header(header)) + header.payload_length + CRC.size
+
+
 def decode_packet_header(
     data: bytes, at: int, path: str, stream_count: int, room: int | None
-) -> PacketHeader:
-    """Check and parse the 28 header bytes of the packet at ``at``. The CRC (which covers the
-    sync) is checked before any field is trusted; ``room`` is the bytes after the header, when
-    known, which must hold the payload and its CRC."""
-    check_crc(
-        data[: PACKET_HEADER.size], data[PACKET_HEADER.size :], at + 24, path, "packet header"
-    )
-    _, stream, flags, pts, duration, length = PACKET_HEADER.unpack_from(data)
+) -> tuple[PacketHeader, int]:
+    """Check and parse the header of the packet at ``at`` from ``data`` (its first bytes, up
+    to ``PACKET_HEADER_MAX``); return it and its length. The CRC (which covers the sync) is
+    checked before any field is trusted; ``room`` is the bytes from ``at`` to the end of the
+    file, when known, which must hold the header, the payload and its CRC."""
+    cursor = _Cursor(data, at, path, "packet header")
+    cursor.take(len(PACKET_SYNC), "sync")
+    stream = cursor.varint("stream", U16_MAX)
+    flags = cursor.take(1, "flags")[0]
+    pts = cursor.signed("pts")
+    duration = cursor.varint("duration", U32_MAX)
+    length_at = cursor.at
+    length = cursor.varint("payload length", U32_MAX)
+    crc_at = cursor.pos
+    check_crc(data[:crc_at], cursor.take(CRC.size, "CRC"), at + crc_at, path, "packet header")
     if stream >= stream_count:
         raise FormatError(
             path, at + 4, f"packet names stream {stream} but the header declares {stream_count}"
         )
     if length > MAX_PACKET_BYTES:
         raise FormatError(
-            path, at + 20, f"packet declares {length} bytes, over the limit of {MAX_PACKET_BYTES}"
+            path, length_at, f"packet declares {length} bytes, over the limit of {MAX_PACKET_BYTES}"
         )
-    if room is not None and length + CRC.size > room:
+    if room is not None and cursor.pos + length + CRC.size > room:
         raise FormatError(
             path,
-            at + 20,
-            f"packet declares {length} bytes (+{CRC.size} CRC) but only {room} remain",
+            length_at,
+            f"packet declares {length} bytes (+{CRC.size} CRC) but only {room - cursor.pos} remain",
         )
-    return PacketHeader(stream, bool(flags & FLAG_KEYFRAME), pts, duration, length)
+    return PacketHeader(stream, bool(flags & FLAG_KEYFRAME), pts, duration, length), cursor.pos
 
 
 # Index and trailer -------------------------------------------------------------------------
 
 
 def encode_index(index: Index) -> bytes:
-    """Serialise the index: head, one summary per stream, keyframe entries, CRC."""
-    parts = [INDEX_HEAD.pack(INDEX_SYNC, len(index.summaries), len(index.keyframes))]
-    parts += (
-        INDEX_SUMMARY.pack(s.stream, s.packet_count, s.payload_bytes, s.end_pts)
-        for s in index.summaries
-    )
-    parts += (INDEX_ENTRY.pack(e.stream, e.pts, e.offset) for e in index.keyframes)
-    data = b"".join(parts)
+    """Serialise the index: sync, body length, counts, one summary per stream, keyframe
+    entries (offsets as differences from the entry before), CRC."""
+    parts = [encode_varint(len(index.summaries)), encode_varint(len(index.keyframes))]
+    for s in index.summaries:
+        parts += [
+            encode_varint(s.packet_count),
+            encode_varint(s.payload_bytes),
+            encode_varint(zigzag(s.end_pts)),
+        ]
+    previous = 0
+    for e in index.keyframes:
+        parts += [
+            encode_varint(e.stream),
+            encode_varint(zigzag(e.pts)),
+            encode_varint(e.offset - previous),
+        ]
+        previous = e.offset
+    body = b"".join(parts)
+    data = INDEX_SYNC + encode_varint(len(body)) + body
     if len(data) + CRC.size > MAX_INDEX_BYTES:
         raise NvcodecError(f"index of {len(index.keyframes)} keyframes exceeds 4 GiB")
     return data + CRC.pack(zlib.crc32(data))
 
 
 def index_length(head: bytes, at: int, path: str, room: int | None) -> int:
-    """The total length the index head (its first 10 bytes) declares, checked against the
-    format limit and against ``room``, the bytes left from ``at`` when known."""
-    _, stream_count, entry_count = INDEX_HEAD.unpack(head)
-    length = _index_size(stream_count, entry_count)
+    """The total length the index head (its sync and first bytes, up to ``INDEX_HEAD_MAX``)
+    declares, checked against the format limit and against ``room``, the bytes left from
+    ``at`` when known."""
+    cursor = _Cursor(head, at, path, "index")
+    cursor.take(len(INDEX_SYNC), "sync")
+    body_length = cursor.varint("length", U32_MAX)
+    length = cursor.pos + body_length + CRC.size
     if length > MAX_INDEX_BYTES:
         raise FormatError(path, at, f"index declares {length} bytes, over the 4 GiB limit")
     if room is not None and length > room:
@@ -482,74 +591,81 @@ def index_length(head: bytes, at: int, path: str, room: int | None) -> int:
     return length
 
 
+# The fewest bytes a keyframe entry takes (three one-byte varints): bounds the declared count
+# before anything is allocated.
+_MIN_ENTRY_BYTES = 3
+
+
 def decode_index(data: bytes, at: int, path: str, stream_count: int, first_packet: int) -> Index:
     """Check and parse the whole index found at ``at`` (its length is known from the trailer
     or its head). Counts are checked against the length before anything is allocated."""
-    if len(data) < INDEX_HEAD.size + CRC.size or data[:4] != INDEX_SYNC:
+    if data[: len(INDEX_SYNC)] != INDEX_SYNC:
         raise FormatError(path, at, f"expected the index at byte {at}")
-    _, streams, entries = INDEX_HEAD.unpack_from(data)
-    if _index_size(streams, entries) != len(data):
-        raise FormatError(
-            path,
-            at,
-            f"index declares {streams} streams and {entries} keyframes "
-            f"({_index_size(streams, entries)} bytes) but is {len(data)} bytes long",
-        )
+    declared = index_length(data[:INDEX_HEAD_MAX], at, path, None)
+    if declared != len(data):
+        raise FormatError(path, at, f"index declares {declared} bytes but is {len(data)} long")
     check_crc(data[: -CRC.size], data[-CRC.size :], at + len(data) - CRC.size, path, "index")
+    cursor = _Cursor(data[: -CRC.size], at, path, "index")
+    cursor.take(len(INDEX_SYNC), "sync")
+    cursor.varint("length")
+    count_at = cursor.at
+    streams = cursor.varint("stream count", U16_MAX)
     if streams != stream_count:
         raise FormatError(
-            path, at + 4, f"index lists {streams} streams but the header declares {stream_count}"
+            path, count_at, f"index lists {streams} streams but the header declares {stream_count}"
         )
-    pos = INDEX_HEAD.size
+    entries_at = cursor.at
+    entries = cursor.varint("keyframe count")
+    room = cursor.left // _MIN_ENTRY_BYTES
+    if entries > room:
+        raise FormatError(
+            path, entries_at, f"index keyframe count {entries} is over the limit of {room}"
+        )
     summaries = []
     for number in range(streams):
-        summary = StreamSummary(*INDEX_SUMMARY.unpack_from(data, pos))
-        if summary.stream != number:
-            raise FormatError(
-                path, at + pos, f"index summary {number} is for stream {summary.stream}"
+        summaries.append(
+            StreamSummary(
+                number,
+                cursor.varint("packet count"),
+                cursor.varint("payload bytes"),
+                cursor.signed("end pts"),
             )
-        summaries.append(summary)
-        pos += INDEX_SUMMARY.size
+        )
     keyframes: list[KeyframeEntry] = []
     last_pts: list[int | None] = [None] * streams
-    previous = first_packet - 1
+    previous = 0
     for _ in range(entries):
-        entry = KeyframeEntry(*INDEX_ENTRY.unpack_from(data, pos))
+        entry_at = cursor.at
+        stream = cursor.varint("entry stream", U16_MAX)
+        pts = cursor.signed("entry pts")
+        step = cursor.varint("entry offset")
+        entry = KeyframeEntry(stream, pts, previous + step)
         if entry.stream >= streams:
-            raise FormatError(path, at + pos, f"index entry names unknown stream {entry.stream}")
-        if not previous < entry.offset < at:
+            raise FormatError(path, entry_at, f"index entry names unknown stream {entry.stream}")
+        if not (step > 0 or not keyframes) or not first_packet <= entry.offset < at:
             raise FormatError(
-                path, at + pos, f"index entry offset {entry.offset} is out of order or range"
+                path, entry_at, f"index entry offset {entry.offset} is out of order or range"
             )
         before = last_pts[entry.stream]
         if before is not None and entry.pts < before:
-            raise FormatError(path, at + pos, "index keyframes of a stream go back in time")
+            raise FormatError(path, entry_at, "index keyframes of a stream go back in time")
         keyframes.append(entry)
         last_pts[entry.stream] = entry.pts
         previous = entry.offset
-        pos += INDEX_ENTRY.size
+    if cursor.left:
+        raise FormatError(path, cursor.at, f"index has {cursor.left} bytes after its entries")
     return Index(tuple(summaries), tuple(keyframes))
 
 
-def _index_size(stream_count: int, entry_count: int) -> int:
-    return (
-        INDEX_HEAD.size
-        + stream_count * INDEX_SUMMARY.size
-        + entry_count * INDEX_ENTRY.size
-        + CRC.size
-    )
+def encode_trailer(length: int) -> bytes:
+    """The last bytes of a file: the index's length (so it ends where the trailer starts)."""
+    return TRAILER.pack(length, END_MAGIC)
 
 
-def encode_trailer(index_offset: int, length: int) -> bytes:
-    location = INDEX_LOCATION.pack(index_offset, length)
-    return TRAILER.pack(index_offset, length, zlib.crc32(location), END_MAGIC)
-
-
-def decode_trailer(data: bytes, at: int, path: str) -> tuple[int, int]:
-    """Check the 24-byte trailer at ``at``; return (index offset, index length)."""
-    index_offset, length, _, end_magic = TRAILER.unpack(data)
+def decode_trailer(data: bytes, at: int, path: str) -> int:
+    """Check the trailer at ``at``; return the index length it gives. A damaged length is
+    caught where it points: no index sync there, or an index of another length or CRC."""
+    length, end_magic = TRAILER.unpack(data)
     if end_magic != END_MAGIC:
-        raise FormatError(path, at + 16, "trailer lacks its end magic: the file is corrupted")
-    crc_at = INDEX_LOCATION.size
-    check_crc(data[:crc_at], data[crc_at : crc_at + CRC.size], at + crc_at, path, "trailer")
-    return index_offset, length
+        raise FormatError(path, at + 4, "trailer lacks its end magic: the file is corrupted")
+    return length

@@ -15,11 +15,11 @@ from typing import BinaryIO
 from nvcodec.container.format import (
     CRC,
     END_MAGIC,
-    INDEX_HEAD,
+    INDEX_HEAD_MAX,
     INDEX_SYNC,
-    PACKET_HEADER_SIZE,
+    PACKET_HEADER_MAX,
     PACKET_SYNC,
-    PREAMBLE,
+    PREAMBLE_MAX,
     TRAILER,
     Index,
     IndexBuilder,
@@ -85,10 +85,15 @@ class ContainerReader:
         self._owned = owned
         self.path = source.name
         self.file_size = source.size
-        preamble = source.read_upto(PREAMBLE.size)
-        _, body_length = decode_preamble(preamble, self.path, self.file_size)
-        rest = source.read(body_length + CRC.size, "file header")
-        header = decode_header(preamble + rest, self.path)
+        preamble = source.read_upto(PREAMBLE_MAX)
+        _, body_length, start = decode_preamble(preamble, self.path, self.file_size)
+        length = start + body_length + CRC.size
+        if length < len(preamble):  # a tiny header: the bytes read include a packet's first
+            source.unread(preamble[length:])
+            preamble = preamble[:length]
+        header = decode_header(
+            preamble + source.read(length - len(preamble), "file header"), self.path
+        )
         self.version = header.version
         self.streams = list(header.streams)
         self.metadata = header.metadata
@@ -177,16 +182,23 @@ class ContainerReader:
         trailer = self._src.read(TRAILER.size, "trailer")
         if not trailer.endswith(END_MAGIC):
             return
-        at, length = decode_trailer(trailer, trailer_at, self.path)
-        if not (self._first_packet <= at and at + length == trailer_at):
+        length = decode_trailer(trailer, trailer_at, self.path)
+        at = trailer_at - length
+        if at < self._first_packet:
             raise FormatError(
                 self.path,
                 trailer_at,
-                f"trailer places the index at bytes {at}..{at + length}, not between the "
-                f"header (ends at byte {self._first_packet}) and the trailer",
+                f"trailer gives an index of {length} bytes, which would start at byte {at}, "
+                f"inside the header (it ends at byte {self._first_packet})",
             )
         self._src.seek(at)
         data = self._src.read(length, "index")
+        if not data.startswith(INDEX_SYNC):
+            raise FormatError(
+                self.path,
+                trailer_at,
+                f"trailer places the index at bytes {at}..{trailer_at}, where none starts",
+            )
         self._use_index(decode_index(data, at, self.path, len(self.streams), self._first_packet))
 
     def _use_index(self, index: Index) -> None:
@@ -279,8 +291,10 @@ class ContainerReader:
             )
         if sync != PACKET_SYNC:
             raise FormatError(self.path, pos, f"expected packet at byte {pos}, found {sync!r}")
-        raw = sync + src.read(PACKET_HEADER_SIZE - len(sync), "packet header")
-        header = decode_packet_header(raw, pos, self.path, len(self.streams), src.remaining())
+        raw = sync + src.read_upto(PACKET_HEADER_MAX - len(sync))
+        room = None if src.size is None else src.size - pos
+        header, length = decode_packet_header(raw, pos, self.path, len(self.streams), room)
+        src.unread(raw[length:])
         if not payloads:
             src.skip(header.payload_length + CRC.size, "packet payload")
             return header, b""
@@ -295,7 +309,7 @@ class ContainerReader:
         src, pos = self._src, damaged + 1
         while True:
             src.seek(pos)
-            chunk = src.read_upto(_CHUNK + PACKET_HEADER_SIZE)
+            chunk = src.read_upto(_CHUNK + PACKET_HEADER_MAX)
             if len(chunk) < len(PACKET_SYNC):
                 return None
             for at in sorted(_all(chunk, PACKET_SYNC) + _all(chunk, INDEX_SYNC)):
@@ -303,7 +317,7 @@ class ContainerReader:
                     break  # the next chunk starts here
                 if chunk[at : at + 4] == INDEX_SYNC:
                     return pos + at
-                raw = chunk[at : at + PACKET_HEADER_SIZE]
+                raw = chunk[at : at + PACKET_HEADER_MAX]
                 try:
                     decode_packet_header(raw, pos + at, self.path, len(self.streams), None)
                 except (FormatError, struct.error):
@@ -317,13 +331,12 @@ class ContainerReader:
         """Check the index at ``at`` (its sync already read) and the trailer that must end the
         file; after a full walk, check the index against the packets and keep it."""
         src = self._src
-        head = INDEX_SYNC + src.read(INDEX_HEAD.size - len(INDEX_SYNC), "index")
+        head = INDEX_SYNC + src.read_upto(INDEX_HEAD_MAX - len(INDEX_SYNC))
         length = index_length(head, at, self.path, None if src.size is None else src.size - at)
         data = head + src.read(length - len(head), "index")
         index = decode_index(data, at, self.path, len(self.streams), self._first_packet)
         trailer_at = src.pos
-        location = decode_trailer(src.read(TRAILER.size, "trailer"), trailer_at, self.path)
-        if location != (at, length):
+        if decode_trailer(src.read(TRAILER.size, "trailer"), trailer_at, self.path) != length:
             raise FormatError(
                 self.path, trailer_at, "trailer does not point at the index before it"
             )
@@ -367,6 +380,7 @@ class _Source:
         self.name = name
         self.size = size  # None for a stream, which is then never sought
         self.pos = 0
+        self._pending = b""  # bytes read ahead and given back (``unread``), next to be read
 
     def remaining(self) -> int | None:
         return None if self.size is None else self.size - self.pos
@@ -375,6 +389,7 @@ class _Source:
         """Go to ``offset``; a stream can only 'seek' to where it already is."""
         if offset == self.pos:
             return
+        self._pending = b""
         if self.size is None:
             raise io.UnsupportedOperation(
                 f"{self.name}: a stream is read once, front to back; this needs a seekable file"
@@ -385,7 +400,9 @@ class _Source:
     def read_upto(self, n: int) -> bytes:
         """Up to ``n`` bytes, fewer only at the end. Read in chunks, so a corrupt length on a
         stream cannot make us allocate more than the stream actually holds."""
-        parts = []
+        parts = [self._pending[:n]]
+        self._pending = self._pending[n:]
+        n -= len(parts[0])
         while n > 0:
             part = self.file.read(min(n, _CHUNK))
             if not part:
@@ -395,6 +412,12 @@ class _Source:
         data = b"".join(parts)
         self.pos += len(data)
         return data
+
+    def unread(self, data: bytes) -> None:
+        """Give back the last ``data`` read: variable-length fields are parsed from a
+        read-ahead, and a stream cannot seek back."""
+        self._pending = data + self._pending
+        self.pos -= len(data)
 
     def read(self, n: int, what: str) -> bytes:
         start = self.pos

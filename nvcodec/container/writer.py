@@ -97,9 +97,8 @@ class ContainerWriter:
         self._closed = True
         with self._output:  # an exception here still removes the temp file
             index = encode_index(self._index.build())
-            index_offset = self._offset
             self._emit(index)
-            self._emit(encode_trailer(index_offset, len(index)))
+            self._emit(encode_trailer(len(index)))
             self._file.flush()
 
     def __enter__(self) -> ContainerWriter:
