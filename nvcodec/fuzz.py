@@ -128,12 +128,13 @@ _INTERESTING += (32767, 32768, 65535, 65536, 1 << 24, (1 << 31) - 1, 1 << 31, (1
 _INTERESTING += ((1 << 63) - 1,)
 _LAYOUTS = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}
 # Where the codecs' payload headers keep their fields (see codecs/image.py, codecs/audio.py and
-# codecs/video.py): image version, quality, channels, height, width, tile side, first tile
-# length; audio codebooks, channels, frames; video version, frame type, quality, motion table
-# choices, motion length (a key frame's image header from offset 3).
-_VIDEO_FIELDS = (0, 1, 2, 3, 4, 5)
+# codecs/video.py): image version, quality, channels, then the varints of height, width, tile
+# side and first tile length (1-3 bytes each); audio codebooks, channels, frames; video
+# version, frame type, quality, motion table choices, motion length (a key frame's image
+# header from offset 3).
+_VIDEO_FIELDS = (0, 1, 2, 3, 4, 5, 6)
 _PAYLOAD_FIELDS = {
-    ".png": (0, 1, 2, 3, 7, 11, 13),
+    ".png": (0, 1, 2, 3, 4, 5, 6, 7, 8),
     ".wav": (0, 1, 2),
     ".y4m": _VIDEO_FIELDS,
     ".mkv": _VIDEO_FIELDS,

@@ -210,3 +210,35 @@ def test_symbols_outside_their_own_tables_are_refused() -> None:
         Encoder().add_by_table(tables, np.array([1, 0]), np.array([5, 4]))
     with pytest.raises(ValueError, match="row out of range"):
         Encoder().add_by_table(tables, np.array([2]), np.array([0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(0, 300), st.integers(0, 2**16))
+def test_symbols_in_order_read_one_by_one(tables_count: int, length: int, count: int, seed: int):
+    """``add_in_order`` codes in one call exactly the bytes of one ``add`` per symbol, so a
+    decoder can read them one by one, each table chosen from what it has read (causal
+    contexts)."""
+    tables = _random_tables(seed, [length] * tables_count)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, tables_count, count)
+    symbols = rng.integers(0, length, count)
+    batched, one_by_one = Encoder(), Encoder()
+    batched.add(tables, 0, np.zeros(2, np.int64))
+    batched.add_in_order(tables, rows, symbols)
+    one_by_one.add(tables, 0, np.zeros(2, np.int64))
+    for row, symbol in zip(rows, symbols, strict=True):
+        one_by_one.add(tables, int(row), np.array([symbol]))
+    payload = batched.finish()
+    assert payload == one_by_one.finish()
+    decoder = Decoder(payload)
+    assert decoder.read(tables, 0, 2).tolist() == [0, 0]
+    assert [int(decoder.read(tables, int(r), 1)[0]) for r in rows] == symbols.tolist()
+    decoder.finish()
+
+
+def test_symbols_in_order_need_tables_of_one_length() -> None:
+    tables = _random_tables(0, [4, 9])
+    with pytest.raises(ValueError, match="one length"):
+        Encoder().add_in_order(tables, np.array([0, 1]), np.array([0, 0]))
+    with pytest.raises(ValueError, match="range"):
+        Encoder().add_in_order(tables, np.array([0, 0]), np.array([0, 4]))

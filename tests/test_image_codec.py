@@ -187,6 +187,10 @@ def test_damaged_payloads_raise_bitstream_error(codec: ImageCodec, photo: np.nda
     header[1] = 200  # quality level that does not exist
     with pytest.raises(BitstreamError):
         codec.decode(bytes(header))
+    with pytest.raises(BitstreamError, match="version 2 is not supported"):  # an older layout
+        codec.decode(b"\x02" + payload[1:])
+    with pytest.raises(BitstreamError, match="not a minimal varint"):  # height 64 as 2 bytes
+        codec.decode(payload[:3] + b"\xc0\x00" + payload[4:])
 
 
 def test_bad_arrays_are_refused(codec: ImageCodec) -> None:

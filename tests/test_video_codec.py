@@ -143,13 +143,13 @@ def test_motion_out_of_range_is_a_bitstream_error() -> None:
 
 
 def test_other_packet_versions_are_refused(codec: VideoCodec, clip: list[np.ndarray]) -> None:
-    """Versions 1-3 (the latent in separate coder streams, models no longer shipped) and
-    unknown ones get a clear error, not a misread frame."""
+    """Versions 1-4 (the latent in separate coder streams or the class map coded uniformly,
+    models no longer shipped) and unknown ones get a clear error, not a misread frame."""
     encoder = codec.encoder(3, gop=8)
     key, inter = (encoder.encode(frame).payload for frame in clip[:2])
-    assert inter[0] == 4
+    assert inter[0] == 5
     decoder = codec.decoder(128, 192)
     decoder.decode(key)
-    for version in (3, 5):
+    for version in (4, 6):
         with pytest.raises(BitstreamError, match=f"version {version}"):
             decoder.decode(bytes([version]) + inter[1:])

@@ -1,6 +1,6 @@
 """The learned image codec: pixels <-> packet payloads, with a shipped model from the store.
 
-A packet holds one image: a fixed header (see ``_PACKET_HEADER``), the entropy-coded latent in
+A packet holds one image: a short header (see ``PACKET_VERSION``), the entropy-coded latent in
 tiles (so large images are coded with bounded memory), and, for images with alpha, the alpha
 plane as a lossless PNG. Images are padded (edge-replicated) to the wavelet block size; only the
 true size is stored, so padding costs a few latent columns at most.
@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from nvcodec.container import StreamInfo, StreamKind
+from nvcodec.container.format import decode_varint, encode_varint
 from nvcodec.errors import BitstreamError
 from nvcodec.io.image import to_rgb
 from nvcodec.models.image_codec import (
@@ -34,13 +35,13 @@ from nvcodec.utils.threads import one_thread
 CODEC_ID = "nvc-image-wavelet"
 DEFAULT_MODEL = "image-wavelet"
 DEFAULT_QUALITY = 3
-# Version 1 coded each tile in 11 separate coder streams, a u32 length each (~80 bytes a tile
-# more); its files name models that nvcodec no longer ships.
-PACKET_VERSION = 2
-# version u8, quality u8, channels u8 (1 gray, 3 RGB; +1 with alpha), height u32, width u32,
-# tile side in latent positions u16, then per tile: length u32 + bytes; then alpha PNG length u32.
-_PACKET_HEADER = struct.Struct("<BBBIIH")
-_LENGTH = struct.Struct("<I")
+# version u8, quality u8, channels u8 (1 gray, 3 RGB; +1 with alpha), then varints: height,
+# width, tile side in latent positions; per tile: length + bytes; the alpha PNG's length +
+# bytes. Version 1 coded each tile in 11 separate coder streams (~80 bytes a tile more);
+# version 2 had fixed-width sizes and lengths (12 bytes a Kodak image more) and uniformly
+# coded class maps; their files name models that nvcodec no longer ships.
+PACKET_VERSION = 3
+_PACKET_HEADER = struct.Struct("<BBB")
 TILE_LATENT = 64
 MAX_PIXELS = 1 << 28
 
@@ -159,12 +160,13 @@ class ImageCodec:
         self._check_quality(quality)
         has_alpha = pixels.shape[2] in (2, 4)
         channels = (1 if pixels.shape[2] <= 2 else 3) + int(has_alpha)
-        out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels, height, width, TILE_LATENT)]
+        out = [_PACKET_HEADER.pack(PACKET_VERSION, quality, channels)]
+        out += [encode_varint(height), encode_varint(width), encode_varint(TILE_LATENT)]
         for tiles in self._coded_tiles(pixels, quality):
             for _, coded in tiles:
-                out += [_LENGTH.pack(len(coded)), coded]
+                out += [encode_varint(len(coded)), coded]
         alpha = _png_bytes(pixels[..., -1]) if has_alpha else b""
-        out += [_LENGTH.pack(len(alpha)), alpha]
+        out += [encode_varint(len(alpha)), alpha]
         return b"".join(out)
 
     @torch.inference_mode()
@@ -176,21 +178,22 @@ class ImageCodec:
         halo), so only three strips of latent are held, besides the pixels.
         """
         reader = _PayloadReader(payload)
-        version, quality, channels, height, width, tile = reader.unpack(_PACKET_HEADER)
+        version, quality, channels = reader.unpack(_PACKET_HEADER)
         if version != PACKET_VERSION:
             raise BitstreamError(f"image packet version {version} is not supported")
         if not 0 <= quality < self.model.qualities or channels not in (1, 2, 3, 4):
             raise BitstreamError("image packet header is invalid")
+        height, width, tile = reader.varint(), reader.varint(), reader.varint()
         if tile != TILE_LATENT:
             raise BitstreamError(f"image packet tile side {tile} is not supported")
         if not 0 < height * width <= MAX_PIXELS:
             raise BitstreamError(f"image packet declares an invalid size {width}x{height}")
         block = self.config.block
         lat_h, lat_w = -(-height // block), -(-width // block)
-        # Each tile, and the alpha plane, starts with its length: the payload must hold those
-        # before the size it declares is allocated.
+        # Each tile, and the alpha plane, starts with its length (a byte at least): the payload
+        # must hold those before the size it declares is allocated.
         tiles = -(-lat_h // TILE_LATENT) * -(-lat_w // TILE_LATENT)
-        if (tiles + 1) * _LENGTH.size > reader.remaining:
+        if tiles + 1 > reader.remaining:
             raise BitstreamError(
                 f"image packet declares {width}x{height} pixels ({tiles} tiles) but holds only "
                 f"{reader.remaining} bytes after its header"
@@ -315,8 +318,15 @@ class _PayloadReader:
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
+    def varint(self) -> int:
+        try:
+            value, self.pos = decode_varint(self.data, self.pos)
+        except ValueError as error:
+            raise BitstreamError(f"image packet has a size or length that {error}") from None
+        return value
+
     def chunk(self) -> bytes:
-        (length,) = self.unpack(_LENGTH)
+        length = self.varint()
         if self.pos + length > len(self.data):
             raise BitstreamError("image packet is truncated")
         self.pos += length

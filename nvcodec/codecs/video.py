@@ -5,11 +5,12 @@ previous decoded frame and the inter model, which codes the frame given that pre
 (``models.video_codec``). Frames are padded
 (edge-replicated) to a multiple of the motion block; the stream stores the true size.
 
-Payload: version u8 (4; versions 1-3 coded the latent in separate coder streams, with models
-nvcodec no longer ships), frame type u8 (0 key, 1 inter), quality u8, then
+Payload: version u8 (5; versions 1-4 coded the latent in separate coder streams or the class
+map uniformly, with models nvcodec no longer ships), frame type u8 (0 key, 1 inter), quality
+u8, then
 - key frame: an image packet payload (``codecs.image``);
 - inter frame: the colour offsets i8 x 3 (quarter levels added to R, G and B), the
-  two motion-table choices u8 u8, the motion bytes' length u32, the motion vectors (half
+  two motion-table choices u8 u8, the motion bytes' length (a varint), the motion vectors (half
   pixels; entropy-coded differences from their median neighbour), then the inter model's
   block-adaptive entropy-coded latent (the rest).
 Everything the entropy decoder reads is integer and table-driven; the reference frame a
@@ -28,6 +29,7 @@ import torch
 
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.container import StreamInfo, StreamKind
+from nvcodec.container.format import decode_varint, encode_varint
 from nvcodec.entropy.coder import decode, encode
 from nvcodec.entropy.tables import CdfTables
 from nvcodec.errors import BitstreamError, ModelError
@@ -40,7 +42,7 @@ CODEC_ID = "nvc-video-wavelet"
 DEFAULT_MODEL = "video-wavelet"
 DEFAULT_QUALITY = 3
 DEFAULT_GOP = 32
-PACKET_VERSION = 4
+PACKET_VERSION = 5
 KEY, INTER = 0, 1
 _FRAME_HEADER = struct.Struct("<BBB")
 # Each inter frame's mean colour error, sent and added back: at low levels the inter model's
@@ -50,7 +52,7 @@ _FRAME_HEADER = struct.Struct("<BBB")
 # -71.7% -> -75.6% (PSNR-Y); offsets per 128x128 region gave no more.
 _COLOUR_OFFSETS = struct.Struct("<bbb")
 OFFSET_STEPS = 4
-_MOTION_HEADER = struct.Struct("<BBI")
+_MOTION_TABLES = struct.Struct("<BB")
 MAX_PIXELS = 1 << 26
 # Motion-vector difference tables: signed Exp-Golomb shapes (H.264's se(v): a difference of bit
 # length n costs 2n + 1 bits) with the zero difference weighted by 2^m, m = -1..4; the encoder
@@ -294,7 +296,8 @@ class VideoEncoder:
             [
                 _FRAME_HEADER.pack(PACKET_VERSION, INTER, quality),
                 _COLOUR_OFFSETS.pack(*offsets),
-                _MOTION_HEADER.pack(*choice, len(motion)),
+                _MOTION_TABLES.pack(*choice),
+                encode_varint(len(motion)),
                 motion,
                 coded,
             ]
@@ -365,10 +368,13 @@ class VideoDecoder:
         if len(body) < _COLOUR_OFFSETS.size:
             raise BitstreamError("video packet is truncated")
         offsets, start = _COLOUR_OFFSETS.unpack_from(body), _COLOUR_OFFSETS.size
-        if len(body) < start + _MOTION_HEADER.size:
+        if len(body) < start + _MOTION_TABLES.size:
             raise BitstreamError("video packet is truncated")
-        choice_y, choice_x, length = _MOTION_HEADER.unpack_from(body, start)
-        start += _MOTION_HEADER.size
+        choice_y, choice_x = _MOTION_TABLES.unpack_from(body, start)
+        try:
+            length, start = decode_varint(body, start + _MOTION_TABLES.size)
+        except ValueError as error:
+            raise BitstreamError(f"video packet's motion length {error}") from None
         if start + length > len(body):
             raise BitstreamError("video packet is truncated")
         block = config.motion_block

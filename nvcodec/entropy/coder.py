@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 import constriction
 import numpy as np
 
-from nvcodec.entropy.tables import CdfTables
+from nvcodec.entropy.tables import TOTAL, CdfTables
 from nvcodec.errors import BitstreamError
 
 _T = TypeVar("_T")
+# The model family ``Encoder.add_in_order`` codes with: per-symbol probabilities.
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
 def _runs(grouped_rows: np.ndarray) -> Iterator[tuple[int, int, int]]:
@@ -97,11 +99,29 @@ class Encoder:
             if lengths[row] > 1
         ]
 
+    def add_in_order(self, tables: CdfTables, rows: np.ndarray, symbols: np.ndarray) -> None:
+        """Queue ``symbols``, each coded with its own table ``rows[i]``, in the given order:
+        the decoder reads them one ``read`` each, so a row may depend on symbols decoded
+        before it (causal contexts). One coder call for all (every row one length)."""
+        rows, symbols = _checked_rows(tables, rows), np.asarray(symbols).ravel()
+        if symbols.shape != rows.shape:
+            raise ValueError("one table row per symbol")
+        lengths = tables.lengths[rows]
+        if rows.size and np.any(lengths != lengths[0]):
+            raise ValueError("every table of add_in_order must have one length")
+        if symbols.size and (symbols.min() < 0 or np.any(symbols >= lengths)):
+            raise ValueError("symbol out of its table's range")
+        if symbols.size and lengths[0] > 1:
+            # The rows' exact dyadic values, as ``CdfTables.model`` hands them over: the same
+            # quantized tables, so the same bytes as one coder call per symbol.
+            probabilities = tables.pmf[rows, : lengths[0]].astype(np.float64) / TOTAL
+            self._groups.append((_CATEGORICAL, symbols.astype(np.int32), probabilities))
+
     def finish(self) -> bytes:
         """Code every queued group into one payload (empty when nothing costs a bit)."""
         coder = constriction.stream.stack.AnsCoder()
-        for model, symbols in reversed(self._groups):
-            coder.encode_reverse(symbols, model)
+        for model, symbols, *parameters in reversed(self._groups):
+            coder.encode_reverse(symbols, model, *parameters)
         return coder.get_compressed().astype("<u4").tobytes()
 
 
