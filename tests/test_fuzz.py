@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nvcodec.codecs.files import decode_file
+from nvcodec.container.format import decode_varint, encode_varint
 from nvcodec.errors import FormatError, ModelError
 from nvcodec.fuzz import (
     Parsed,
@@ -90,16 +91,28 @@ def payload_bytes(at: int, layout: str, *values: int) -> Callable[[Parsed], None
     return edit
 
 
+def payload_spliced(start: int, stop: int, new: bytes) -> Callable[[Parsed], None]:
+    """Replace bytes ``start:stop`` of the first payload (varint fields change length)."""
+
+    def edit(parsed: Parsed) -> None:
+        payload = parsed.packets[0].payload
+        parsed.packets[0] = replace(
+            parsed.packets[0], payload=payload[:start] + new + payload[stop:]
+        )
+
+    return edit
+
+
 def alpha_of_size(width: int, height: int) -> Callable[[Parsed], None]:
     """Replace the alpha PNG of a one-tile RGBA payload with one of another size."""
 
     def edit(parsed: Parsed) -> None:
         payload = parsed.packets[0].payload
-        (tile_length,) = struct.unpack_from("<I", payload, 13)
+        tile_length, start = decode_varint(payload, 6)  # after 3 bytes and 3 one-byte varints
         png = io.BytesIO()
         Image.new("L", (width, height)).save(png, format="PNG")
         alpha = png.getvalue()
-        new = payload[: 17 + tile_length] + struct.pack("<I", len(alpha)) + alpha
+        new = payload[: start + tile_length] + encode_varint(len(alpha)) + alpha
         parsed.packets[0] = replace(parsed.packets[0], payload=new)
 
     return edit
@@ -143,10 +156,10 @@ REGRESSIONS = {  # seed, edit, error, message
         "invalid model id",
     ),
     "no model id": (PHOTO, stream_field(model_id=""), ModelError, "does not name the model"),
-    "tile side not the codec's": (PHOTO, payload_bytes(11, "<H", 32), FormatError, "tile side"),
+    "tile side not the codec's": (PHOTO, payload_bytes(5, "<B", 32), FormatError, "tile side"),
     "size beyond the payload": (
         PHOTO,
-        payload_bytes(3, "<II", 16384, 16384),
+        payload_spliced(3, 5, encode_varint(16384) * 2),  # height 64 and width 96: a byte each
         FormatError,
         "16384x16384 pixels (1024 tiles) but holds only",
     ),

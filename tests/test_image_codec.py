@@ -169,11 +169,11 @@ def test_the_halo_around_tiles_is_the_refiners_receptive_field(codec: ImageCodec
     latent = torch.randn(1, codec.config.latent_channels, size, size)
     refiner = codec.model.refiner
     with torch.inference_mode():
-        output = refiner(latent)[..., center, center]
+        output = refiner(latent, 3)[..., center, center]
         for distance, changes in ((halo, True), (halo + 1, False)):
             moved = latent.clone()
             moved[..., center, center + distance] += 5
-            assert (refiner(moved)[..., center, center] != output).any() == changes
+            assert (refiner(moved, 3)[..., center, center] != output).any() == changes
 
 
 def test_damaged_payloads_raise_bitstream_error(codec: ImageCodec, photo: np.ndarray) -> None:
