@@ -104,8 +104,8 @@ class StreamInfo:
             _check_range(name, getattr(self, name), 0, U32_MAX)
         _check_range("channels", self.channels, 0, U16_MAX)
         _check_range("duration", self.duration, 0, I64_MAX)
-        if len(self.model_sha256) not in (0, 32):
-            raise ValueError(f"model_sha256 is {len(self.model_sha256)} bytes, not 32")
+        if len(self.model_sha256) not in (0, SHA256_BYTES):
+            raise ValueError(f"model_sha256 is {len(self.model_sha256)} bytes, not {SHA256_BYTES}")
 
 
 @dataclass(frozen=True, slots=True)
