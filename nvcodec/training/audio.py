@@ -103,7 +103,7 @@ def losses(model: SpectralAudioCodec, wave: torch.Tensor, active: torch.Tensor) 
     return {"loss": total, "parts": parts, "projections": projections}
 
 
-def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
+def cosine_learning_rate(step: int, steps: int, warmup: int = 500) -> float:
     """Linear warm-up, cosine decay to a tenth."""
     if step < warmup:
         return (step + 1) / warmup
@@ -135,7 +135,7 @@ def train(
     model.train()
     for step in range(start_step, settings.steps):
         for group in optimizer.param_groups:
-            group["lr"] = settings.lr * learning_rate_factor(step, settings.steps)
+            group["lr"] = settings.lr * cosine_learning_rate(step, settings.steps)
         wave = sampler.batch(settings.batch).to(settings.device, non_blocking=True)
         active = torch.tensor(rng.choices(stages, odds, k=settings.batch), device=settings.device)
         result = losses(model, wave, active)

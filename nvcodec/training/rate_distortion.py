@@ -21,7 +21,7 @@ StepLoss = Callable[[int, float], tuple[torch.Tensor, float, float]]
 LeveledModel = WaveletImageCodec | InterFrameCodec
 
 
-def learning_rate_factor(step: int, steps: int, warmup: int = 500) -> float:
+def stepped_learning_rate(step: int, steps: int, warmup: int = 500) -> float:
     """Linear warm-up (Adam's first steps would otherwise kick the zero-initialised refiner
     far off), then constant, then a tenth for the last 10% of the steps."""
     if step < warmup:
@@ -61,7 +61,7 @@ def train_levels(
     model.train()
     for step in range(start_step, steps):
         for group, base in zip(optimizer.param_groups, (lr, lr * 10), strict=True):
-            group["lr"] = base * learning_rate_factor(step, steps, warmup)
+            group["lr"] = base * stepped_learning_rate(step, steps, warmup)
         quality = rng.randrange(model.qualities)
         loss, bpp, psnr = step_loss(quality, lmbdas[quality])
         optimizer.zero_grad(set_to_none=True)
