@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from nvcodec.cli.main import app
 from nvcodec.codecs.files import decode_file, encode_file
 from nvcodec.container import ContainerReader
-from nvcodec.container.format import PacketHeader, encode_packet_header, packet_size
+from nvcodec.container.format import encode_packet_header, packet_size
 from nvcodec.errors import FormatError, NvcodecError
 from nvcodec.io.audio import read_audio
 from nvcodec.io.image import write_image
@@ -228,8 +228,9 @@ def test_a_cut_file_decodes_up_to_the_cut(work: Path, tmp_path: Path) -> None:
     with ContainerReader(work / "clip.nvc") as reader:
         packet = next(p for p in reader.packets(0) if p.pts == 12)
     (tmp_path / "cut.nvc").write_bytes((work / "clip.nvc").read_bytes()[: packet.offset + 40])
-    header = PacketHeader(0, packet.keyframe, packet.pts, 1, len(packet.payload))
-    left = f"only {40 - len(encode_packet_header(header))} remain"  # after the packet's header
+    left = (
+        f"only {40 - len(encode_packet_header(packet.header))} remain"  # after the packet's header
+    )
     report = decode_file(tmp_path / "cut.nvc", tmp_path / "back.mkv", lossless=True)
     assert report.damage is not None and f"{left} (decoded up to there)" in report.damage
     np.testing.assert_array_equal(
@@ -297,10 +298,7 @@ def test_bitrate_picks_the_highest_level_that_fits(work: Path, tmp_path: Path) -
         # frames here are a few hundred bytes, so the overhead matters.
         with ContainerReader(tmp_path / f"{quality}.nvc") as reader:
             first = list(islice(reader.packets(0), GOP))
-        sizes = [
-            packet_size(PacketHeader(p.stream, p.keyframe, p.pts, p.duration, len(p.payload)))
-            for p in first
-        ]
+        sizes = [packet_size(p.header) for p in first]
         rates[quality] = sum(sizes) * 8 * RATE / GOP
     target = (rates[2] + rates[5]) / 2
     report = encode_file(work / "clip.mp4", tmp_path / "t.nvc", bitrate=round(target), gop=GOP)
@@ -308,7 +306,7 @@ def test_bitrate_picks_the_highest_level_that_fits(work: Path, tmp_path: Path) -
     assert 2 <= chosen < 5
     with ContainerReader(tmp_path / "t.nvc") as reader:
         packets = list(reader.packets(0))
-    sizes = sum(packet_size(PacketHeader(0, p.keyframe, p.pts, 1, len(p.payload))) for p in packets)
+    sizes = sum(packet_size(p.header) for p in packets)
     assert sizes * 8 * RATE / FRAMES <= target * 1.2  # the first GOP decides
     report = encode_file(work / "clip.mp4", tmp_path / "low.nvc", bitrate=1000)
     assert report.setting.startswith("quality 0")  # nothing fits: the smallest level

@@ -17,7 +17,7 @@ from nvcodec.codecs.audio import AudioCodec
 from nvcodec.codecs.image import ImageCodec
 from nvcodec.codecs.video import VideoCodec
 from nvcodec.container import ContainerReader, Packet, StreamInfo, StreamSummary
-from nvcodec.container.format import PACKET_MIN_OVERHEAD, PacketHeader, packet_size
+from nvcodec.container.format import PACKET_MIN_OVERHEAD, packet_size
 from nvcodec.errors import BitstreamError, FormatError, ModelError, NvcodecError
 from nvcodec.io.audio import AudioReader
 
@@ -227,15 +227,7 @@ class AudioStreamDecoder:
                 nonlocal pending, end_of_last
                 while pending is not None:
                     packet, indices = pending
-                    end_of_last = packet.offset + packet_size(
-                        PacketHeader(
-                            packet.stream,
-                            packet.keyframe,
-                            packet.pts,
-                            packet.duration,
-                            len(packet.payload),
-                        )
-                    )
+                    end_of_last = packet.offset + packet_size(packet.header)
                     yield indices
                     known = self.damage.count
                     pending = next(decoded, None)

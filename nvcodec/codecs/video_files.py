@@ -45,7 +45,7 @@ from nvcodec.codecs.video import (
     VideoEncoder,
 )
 from nvcodec.container import ContainerReader, ContainerWriter, Packet
-from nvcodec.container.format import PACKET_MIN_OVERHEAD, PacketHeader, packet_size
+from nvcodec.container.format import PACKET_MIN_OVERHEAD, packet_size
 from nvcodec.errors import BitstreamError, FormatError, NvcodecError
 from nvcodec.io.audio import AudioReader
 from nvcodec.io.video import (
@@ -168,7 +168,7 @@ def _rate_controlled(
         if not coded:
             raise NvcodecError(f"{source}: video has no frames")
         bits = 8 * sum(
-            packet_size(PacketHeader(0, c.keyframe, number, 1, len(c.payload)))
+            packet_size(Packet(0, number, 1, c.keyframe, c.payload).header)
             for number, c in enumerate(coded)
         )
         tried = (middle, encoder, coded, float(bits * frame_rate / len(coded)))

@@ -119,6 +119,11 @@ class Packet:
     payload: bytes
     offset: int = field(default=-1, compare=False)
 
+    @property
+    def header(self) -> PacketHeader:
+        """The header the file stores for this packet."""
+        return PacketHeader(self.stream, self.keyframe, self.pts, self.duration, len(self.payload))
+
 
 @dataclass(frozen=True, slots=True)
 class StreamSummary:

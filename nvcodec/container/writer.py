@@ -16,7 +16,6 @@ from nvcodec.container.format import (
     U32_MAX,
     IndexBuilder,
     Packet,
-    PacketHeader,
     StreamInfo,
     encode_header,
     encode_index,
@@ -79,9 +78,7 @@ class ContainerWriter:
         if self._closed:
             raise ValueError("write() on a closed ContainerWriter")
         self._check(packet)
-        header = PacketHeader(
-            packet.stream, packet.keyframe, packet.pts, packet.duration, len(packet.payload)
-        )
+        header = packet.header
         offset = self._offset
         self._emit(encode_packet_header(header))
         self._emit(packet.payload)
